@@ -1,0 +1,5 @@
+"""``python -m ooc_bench`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Diffusion generators (`sd`, `sd-img2img`, `ddpm`)."""

@@ -1,0 +1,1 @@
+"""`folder`: images made elsewhere, registered as a generator output (implemented by the diffusion work)."""

@@ -1,0 +1,1 @@
+"""StyleGAN2-ADA generator (`gan`)."""

@@ -1,0 +1,31 @@
+"""Test-wide settings: offline hub, a private cache folder, one torch thread per test process."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("OOC_BENCH_TEST", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Every test session uses its own ooc-bench cache folder."""
+    os.environ["OOC_BENCH_CACHE"] = str(tmp_path_factory.mktemp("ooc-cache"))
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A small built-in demo dataset in the OOC layout (generated once per test session)."""
+    from ooc_bench.data import make_demo
+
+    root = tmp_path_factory.mktemp("demo") / "ooc_demo"
+    make_demo(root, seed=0, n_images=160, size=64)
+    return root
