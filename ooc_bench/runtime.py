@@ -28,9 +28,10 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(device: str | None = None) -> "Any":
-    """The requested torch device, else CUDA when present, else CPU."""
+    """The requested torch device, else $OOC_BENCH_DEVICE (set per worker), else CUDA when present, else CPU."""
     import torch
 
+    device = device if device and device != "auto" else os.environ.get("OOC_BENCH_DEVICE")
     if device and device != "auto":
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

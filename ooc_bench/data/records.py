@@ -33,6 +33,7 @@ class Dataset:
     classes: list[str]
     records: list[ImageRecord]
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # informational findings (ignored files, shared dates ...)
 
     def split(self, name: str) -> list[ImageRecord]:
         """Records of one split ('train', 'val' or 'test')."""

@@ -1,0 +1,80 @@
+"""`cnn`: a small from-scratch convolutional network with timm's interface, for quick CPU runs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CNN_WIDTHS = (32, 64, 128, 256)
+
+CNN_PRETRAINED_CFG: dict = {
+    "architecture": "ooc_cnn",
+    "input_size": (3, 64, 64),
+    "interpolation": "bilinear",
+    "crop_pct": 1.0,
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.5, 0.5, 0.5),
+    "num_classes": 0,
+    "first_conv": "stem.0",
+    "classifier": "head",
+}
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class SmallCNN(nn.Module):
+    """Four conv blocks (two 3x3 conv + BN + ReLU each, max-pool between) → global average pool → dropout → linear.
+
+    Follows timm's model interface (``forward_features``, ``forward_head(pre_logits=True)``, ``num_features``,
+    ``get_classifier``, ``reset_classifier``, ``pretrained_cfg``, ``feature_info``) so every classifier is
+    handled the same way (freezing, embedding, export).
+    """
+
+    def __init__(self, num_classes: int = 2, in_chans: int = 3, widths: tuple[int, ...] = CNN_WIDTHS,
+                 drop_rate: float = 0.2) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.widths = tuple(widths)
+        self.drop_rate = drop_rate
+        self.stem = _block(in_chans, widths[0])
+        self.stages = nn.Sequential(*[nn.Sequential(nn.MaxPool2d(2), _block(a, b)) for a, b in zip(widths[:-1], widths[1:])])
+        self.num_features = self.head_hidden_size = widths[-1]
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.pretrained_cfg = dict(CNN_PRETRAINED_CFG, input_size=(in_chans, 64, 64), num_classes=num_classes)
+        self.default_cfg = self.pretrained_cfg
+        self.feature_info = [{"num_chs": w, "reduction": 2 ** i, "module": f"stages.{i - 1}" if i else "stem"}
+                             for i, w in enumerate(widths)]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map (N, C, H/8, W/8)."""
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool and classify; with ``pre_logits`` return the pooled (N, num_features) vector."""
+        x = self.pool(x).flatten(1)
+        if pre_logits:
+            return x
+        return self.head(self.drop(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        """The final linear layer."""
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer with a new one for ``num_classes`` classes."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()

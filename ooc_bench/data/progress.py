@@ -1,0 +1,22 @@
+"""A rich progress bar on stderr for long loops (hashing, decoding, demo generation); silent for short ones."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable, Iterator
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, min_total: int = 64) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(n)``; shows a transient bar when ``total >= min_total`` and OOC_BENCH_NO_PROGRESS is unset."""
+    if total < min_total or os.environ.get("OOC_BENCH_NO_PROGRESS"):
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)

@@ -1,0 +1,132 @@
+"""Expand a benchmark spec into a graph of cached jobs: fit → sample → (score, classifier cells), each keyed by a hash of its inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..hashing import config_hash
+from .spec import BASELINE, BenchmarkSpec
+
+STAGE_ORDER = ("fit", "sample", "score", "cell")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One serialisable unit of work. ``key`` hashes everything that determines its result."""
+
+    kind: str
+    key: str
+    label: str
+    params: dict[str, Any] = field(hash=False, compare=False)
+    deps: tuple[str, ...] = ()
+
+
+@dataclass
+class SplitInfo:
+    """The split every stage reads: its manifest file, its content hash and the class counts of the train split."""
+
+    manifest: str
+    key: str
+    classes: list[str]
+    train_counts: dict[str, int]
+
+
+@dataclass
+class Plan:
+    """All jobs of a run, in dependency order."""
+
+    jobs: list[Job]
+
+    def by_kind(self, kind: str) -> list[Job]:
+        return [j for j in self.jobs if j.kind == kind]
+
+    def waves(self) -> list[list[Job]]:
+        """Jobs grouped so that every job's dependencies are in an earlier wave."""
+        return [w for w in (self.by_kind("fit"), self.by_kind("sample"), self.by_kind("score") + self.by_kind("cell")) if w]
+
+
+def synthetic_counts(protocol: str, ratio: float, train_counts: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """(real images kept, synthetic images added) per class for one protocol and ratio.
+
+    add: all real + round(r·n_c) synthetic; replace: the same total, a share r synthetic;
+    synthetic-only: no real, round(r·n_c) synthetic (r = 1: as many as the real set).
+    """
+    real, syn = {}, {}
+    for c, n in train_counts.items():
+        if protocol == "add":
+            real[c], syn[c] = n, int(round(ratio * n))
+        elif protocol == "replace":
+            syn[c] = int(round(ratio * n))
+            real[c] = n - syn[c]
+        elif protocol == "synthetic-only":
+            real[c], syn[c] = 0, int(round(ratio * n))
+        else:
+            raise ValueError(protocol)
+    return real, syn
+
+
+def train_config(spec: BenchmarkSpec, model_config: dict[str, Any], model: str) -> dict[str, Any]:
+    """The classifier recipe of one model: the spec's [training] defaults, then the model's own table."""
+    cfg = {**spec.training, **model_config, "model": model, "img_size": spec.image_size}
+    return cfg
+
+
+def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
+    """Every fit, sample, score and cell job of the spec on this split, with content-derived keys."""
+    jobs: list[Job] = []
+    size = spec.image_size
+    sample_of: dict[str, Job] = {}
+    for g in spec.generators:
+        fit_params = {"generator": g.label, "type": g.type, "config": g.config, "seed": spec.fit_seed,
+                      "size": size, "split_key": split.key, "optional": g.optional}
+        fit = Job("fit", config_hash({"stage": "fit", **{k: v for k, v in fit_params.items() if k != "optional"}}),
+                  f"fit {g.label}", fit_params)
+        need: dict[str, int] = {c: 0 for c in split.classes}
+        for protocol in spec.protocols:
+            for r in spec.ratios_for(protocol):
+                _, syn = synthetic_counts(protocol, r, split.train_counts)
+                for c, n in syn.items():
+                    need[c] = max(need[c], n)
+        if spec.quality.get("enabled", True):
+            for c in need:  # quality needs a few images per class even when no cell needs them
+                need[c] = max(need[c], min(split.train_counts[c], 16))
+        sample_params = {"generator": g.label, "fit_key": fit.key, "n_per_class": need, "seed": spec.sample_seed, "size": size}
+        sample = Job("sample", config_hash({"stage": "sample", **sample_params}), f"sample {g.label}", sample_params, (fit.key,))
+        jobs += [fit, sample]
+        sample_of[g.label] = sample
+
+    if spec.quality.get("enabled", True):
+        q = quality_config(spec)
+        ref_params = {"generator": "real-train", "sample_key": None, "quality": q, "split_key": split.key, "size": size}
+        jobs.append(Job("score", config_hash({"stage": "score", **ref_params}), "score real-train", ref_params))
+        for label, sample in sample_of.items():
+            params = {"generator": label, "sample_key": sample.key, "quality": q, "split_key": split.key, "size": size}
+            jobs.append(Job("score", config_hash({"stage": "score", **params}), f"score {label}", params, (sample.key,)))
+
+    for m in spec.models:
+        tcfg = train_config(spec, m.config, m.model)
+        for seed in spec.seeds:
+            base = {"model": m.label, "train_config": tcfg, "generator": BASELINE, "sample_key": None, "protocol": "none",
+                    "ratio": 0.0, "seed": seed, "split_key": split.key, "n_real": split.train_counts,
+                    "n_synthetic": {c: 0 for c in split.classes}}
+            jobs.append(Job("cell", config_hash({"stage": "cell", **base}), f"{m.label} · {BASELINE} · seed {seed}", base))
+            for label, sample in sample_of.items():
+                for protocol in spec.protocols:
+                    for r in spec.ratios_for(protocol):
+                        if r == 0:
+                            continue  # the real-only baseline above
+                        real, syn = synthetic_counts(protocol, r, split.train_counts)
+                        params = {**base, "generator": label, "sample_key": sample.key, "protocol": protocol,
+                                  "ratio": r, "n_real": real, "n_synthetic": syn}
+                        jobs.append(Job("cell", config_hash({"stage": "cell", **params}),
+                                        f"{m.label} · {label} · {protocol} {r:g} · seed {seed}", params, (sample.key,)))
+    return Plan(jobs)
+
+
+def quality_config(spec: BenchmarkSpec) -> dict[str, Any]:
+    """The scoring settings with their defaults filled in (part of every score key)."""
+    q = {"features": "domain", "metrics": ["fid", "kid", "prdc", "nearcopy"], "reference": "test", "per_class": True,
+         "k": 5, "inception_weights": None, "dinov2_weights": None, "domain_model": "cnn", "domain_epochs": 8}
+    q.update({k: v for k, v in spec.quality.items() if k != "enabled"})
+    return q

@@ -1,0 +1,266 @@
+"""Run one job of the plan (fit, sample, score or a classifier cell) and write its record; callable in any process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OocBenchError
+from .plan import Job
+from .store import RunPaths, read_record, release_claim, try_claim, write_record
+
+
+@lru_cache(maxsize=4)
+def _dataset(manifest: str, mtime_ns: int):
+    from ..data import read_split_manifest
+
+    return read_split_manifest(manifest)
+
+
+def split_dataset(run_root: Path):
+    """The run's split (read once per process from ``split.csv``)."""
+    manifest = str(Path(run_root) / "split.csv")
+    return _dataset(manifest, os.stat(manifest).st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _arrays(run_root: str, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from ..data import split_arrays
+
+    return split_arrays(split_dataset(Path(run_root)), split, size)
+
+
+def real_arrays(run_root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real images and labels of one split at the working size (through the decoded-image cache)."""
+    return _arrays(str(run_root), split, int(size))
+
+
+def _fresh_dir(target: Path) -> Path:
+    """A temporary folder beside ``target``; the caller renames it into place when complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def _commit_dir(tmp: Path, target: Path) -> None:
+    """Move a finished folder into place (a concurrent identical result may already be there)."""
+    if target.exists():
+        shutil.rmtree(target)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.exists():
+            raise
+
+
+def run_fit(job: Job, paths: RunPaths) -> dict[str, Any]:
+    """Fit a generator on the train split only (the data layer's guard checks it) and save it."""
+    from ..data import training_set
+    from ..generators import create_generator
+    from ..runtime import seed_everything
+
+    p = job.params
+    seed_everything(int(p["seed"]))
+    train = training_set(split_dataset(paths.root), size_hint=int(p["size"]))
+    gen = create_generator(p["type"], **p["config"])
+    target = paths.artifact_dir("fit", job.key)
+    workdir = paths.artifacts / "work" / job.key  # checkpoints survive a kill: the next attempt resumes
+    gen.fit(train, workdir=workdir)
+    tmp = _fresh_dir(target)
+    gen.save(tmp)
+    _commit_dir(tmp, target)
+    return {"generator": p["generator"], "type": p["type"], "config_hash": gen.config_hash, "n_train": len(train)}
+
+
+def run_sample(job: Job, paths: RunPaths) -> dict[str, Any]:
+    """Sample the largest amount any cell needs; smaller ratios take per-class prefixes of it."""
+    from ..generators import load_generator
+
+    p = job.params
+    gen = load_generator(paths.artifact_dir("fit", p["fit_key"]))
+    target = paths.artifact_dir("sample", job.key)
+    tmp = _fresh_dir(target)
+    sample_set = gen.sample({c: int(n) for c, n in p["n_per_class"].items()}, tmp, seed=int(p["seed"]), size=int(p["size"]))
+    content = sample_set.content_hash()
+    _commit_dir(tmp, target)
+    return {"generator": p["generator"], "n_per_class": p["n_per_class"], "content_hash": content}
+
+
+def load_samples(paths: RunPaths, sample_key: str, classes: list[str], counts: dict[str, int], size: int
+                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The first ``counts[c]`` synthetic images of each class (nested across ratios), their labels and source hashes."""
+    from PIL import Image
+
+    from ..generators import SampleSet
+
+    sample_set = SampleSet.load(paths.artifact_dir("sample", sample_key))
+    images, labels, sources = [], [], []
+    for ci, c in enumerate(classes):
+        rows = [r for r in sample_set.rows if r["label"] == c][: int(counts.get(c, 0))]
+        if len(rows) < int(counts.get(c, 0)):
+            raise OocBenchError(f"sample set {sample_set.root} has {len(rows)} images of class {c!r}, "
+                                f"{counts[c]} needed; delete that folder and run again")
+        for r in rows:
+            im = Image.open(sample_set.root / r["path"]).convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BICUBIC)
+            images.append(np.asarray(im))
+            labels.append(ci)
+            sources.append(r.get("source_hash", ""))
+    if not images:
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64), []
+    return np.stack(images), np.asarray(labels, np.int64), sources
+
+
+@lru_cache(maxsize=4)
+def _extractor(run_root: str, quality_json: str, size: int):
+    from ..metrics import create_extractor
+
+    q = json.loads(quality_json)
+    name = q["features"]
+    if name == "domain":
+        classes = split_dataset(Path(run_root)).classes
+        return create_extractor("domain", train=real_arrays(Path(run_root), "train", size), classes=classes, seed=0,
+                                model=q.get("domain_model", "cnn"), epochs=int(q.get("domain_epochs", 8)), img_size=size)
+    if name == "inception":
+        return create_extractor("inception", weights=q.get("inception_weights"))
+    if name == "dinov2":
+        return create_extractor("dinov2", weights=q.get("dinov2_weights"))
+    return create_extractor(name)
+
+
+def run_score(job: Job, paths: RunPaths) -> dict[str, Any]:
+    """Score one sample set (or the real train split, as a reference row) against the real reference split."""
+    from ..metrics import FeatureCache, score
+
+    p = job.params
+    q = p["quality"]
+    size = int(p["size"])
+    dataset = split_dataset(paths.root)
+    classes = dataset.classes
+    extractor = _extractor(str(paths.root), json.dumps(q, sort_keys=True), size)
+    ref = real_arrays(paths.root, q.get("reference", "test"), size)
+    train = real_arrays(paths.root, "train", size)
+    train_hashes = [r.hash for r in dataset.split("train")]
+    cache = FeatureCache()
+    ref_key = f"{p['split_key']}-{q.get('reference', 'test')}-{size}"
+    if p["sample_key"] is None:  # real train vs reference: the floor any generator can reach
+        fake, fake_key, sources = train, f"{p['split_key']}-train-{size}", None
+        metrics = [m for m in q["metrics"] if m != "nearcopy"]
+    else:
+        sample_rec = read_record(paths, "sample", p["sample_key"]) or {}
+        counts = sample_rec.get("n_per_class") or {}
+        x, y, sources = load_samples(paths, p["sample_key"], classes, counts, size)
+        fake, fake_key = (x, y), f"sample-{p['sample_key']}"
+        metrics = list(q["metrics"])
+    rows = score(real=ref, fake=fake, classes=classes, extractor=extractor, metrics=tuple(metrics),
+                 per_class=bool(q.get("per_class", True)), train_real=train,
+                 fake_sources=sources if sources and any(sources) else None, train_hashes=train_hashes,
+                 k=int(q.get("k", 5)), cache=cache, real_key=ref_key, fake_key=fake_key, seed=0)
+    return {"generator": p["generator"], "extractor": extractor.name, "extractor_provenance": extractor.provenance,
+            "rows": [{k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in r.items()} for r in rows]}
+
+
+def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
+    """Train one classifier on real (+ synthetic) training images and evaluate it on the held-out real test split."""
+    import dataclasses
+
+    from ..classifiers import TrainConfig, train_classifier
+    from ..data import check_train_only
+
+    p = job.params
+    dataset = split_dataset(paths.root)
+    classes = dataset.classes
+    cfg_dict = dict(p["train_config"])
+    valid = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(cfg_dict) - valid)
+    if bad:
+        raise OocBenchError(f"unknown training option(s) {', '.join(bad)} for model {p['model']!r}; valid: {', '.join(sorted(valid))}")
+    cfg = TrainConfig(**cfg_dict)
+    size = int(cfg.img_size)
+    check_train_only(dataset.split("train"), dataset, purpose=f"training classifier {p['model']}")
+    xr, yr = real_arrays(paths.root, "train", size)
+    # replace protocol: a seeded per-class subset of the real images (the same for every generator)
+    keep = []
+    rng = np.random.default_rng([int(p["seed"]), 17])
+    for ci, c in enumerate(classes):
+        idx = np.flatnonzero(yr == ci)
+        n = int(p["n_real"].get(c, len(idx)))
+        keep.append(idx if n >= len(idx) else np.sort(rng.choice(idx, size=n, replace=False)))
+    keep_idx = np.concatenate(keep) if keep else np.zeros(0, np.int64)
+    x_train, y_train = xr[keep_idx], yr[keep_idx]
+    n_syn = 0
+    if p["sample_key"] is not None and sum(p["n_synthetic"].values()) > 0:
+        xs, ys, _ = load_samples(paths, p["sample_key"], classes, p["n_synthetic"], size)
+        n_syn = len(ys)
+        x_train = np.concatenate([x_train, xs]) if len(x_train) else xs
+        y_train = np.concatenate([y_train, ys]) if len(y_train) else ys
+    val = real_arrays(paths.root, "val", size)
+    test = real_arrays(paths.root, "test", size)
+    if len(val[1]) == 0:
+        raise OocBenchError("the split has no validation images; early stopping needs them (use --val > 0)")
+    result = train_classifier(train=(x_train, y_train), val=val, test=test, classes=classes, config=cfg, seed=int(p["seed"]))
+    rec = result.record()
+    return {"model": p["model"], "generator": p["generator"], "protocol": p["protocol"], "ratio": p["ratio"],
+            "seed": p["seed"], "n_train_real": int(len(keep_idx)), "n_train_synthetic": int(n_syn),
+            "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float, np.floating))},
+            "val_metrics": {k: float(v) for k, v in result.val_metrics.items() if isinstance(v, (int, float, np.floating))},
+            "weights": rec.get("weights", {}), "curves": rec.get("curves", [])}
+
+
+RUNNERS = {"fit": run_fit, "sample": run_sample, "score": run_score, "cell": run_cell}
+
+
+def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> dict[str, Any]:
+    """Run a job unless its record exists; write a done/failed/skipped record atomically. Never raises for job errors.
+
+    Returns the record (or ``{"status": "claimed"}`` when another live process is running the same job).
+    """
+    paths = RunPaths(Path(run_root))
+    existing = read_record(paths, job.kind, job.key)
+    if existing and (existing.get("status") in ("done", "skipped") or not retry_failed):
+        return existing
+    if not try_claim(paths, job.kind, job.key):
+        return {"status": "claimed"}
+    log = paths.log_path(job.kind, job.key)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    try:
+        # dependencies must have finished successfully
+        for dep in job.deps:
+            dep_kind = "fit" if job.kind == "sample" else "sample"
+            dep_rec = read_record(paths, dep_kind, dep)
+            if not dep_rec or dep_rec.get("status") != "done":
+                status = (dep_rec or {}).get("status", "missing")
+                record = {"status": "skipped" if status == "skipped" else "failed", "label": job.label,
+                          "params": job.params, "error": f"dependency {dep_kind} {dep} is {status}",
+                          "reason": (dep_rec or {}).get("reason", "")}
+                if status != "skipped":
+                    return {**record, "status": "pending"}  # not written: retried when the dependency is done
+                write_record(paths, job.kind, job.key, record)
+                return record
+        try:
+            out = RUNNERS[job.kind](job, paths)
+            record = {"status": "done", "label": job.label, "params": job.params, "time_s": time.time() - t0, **out}
+        except OocBenchError as exc:
+            optional = bool(job.params.get("optional"))
+            record = {"status": "skipped" if optional else "failed", "label": job.label, "params": job.params,
+                      "time_s": time.time() - t0, "error": str(exc), "reason": str(exc)}
+            log.write_text(traceback.format_exc())
+        except Exception as exc:  # noqa: BLE001 - a failed cell is recorded and does not stop the others
+            record = {"status": "failed", "label": job.label, "params": job.params, "time_s": time.time() - t0,
+                      "error": f"{type(exc).__name__}: {exc}", "log": str(log)}
+            log.write_text(traceback.format_exc())
+        write_record(paths, job.kind, job.key, record)
+        return record
+    finally:
+        release_claim(paths, job.kind, job.key)

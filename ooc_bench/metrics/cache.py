@@ -1,0 +1,65 @@
+"""On-disk feature cache: one .npy per (extractor id, image-set key), written atomically, reused across runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_open, write_json
+from ..hashing import array_hash
+from .extractors import FeatureExtractor
+
+
+def _default_root() -> Path:
+    try:
+        from ..data import default_cache_dir  # the data layer's cache policy when present
+
+        return Path(default_cache_dir()) / "features"
+    except ImportError:
+        pass
+    base = os.environ.get("OOC_BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ooc-bench")
+    return Path(base) / "features"
+
+
+class FeatureCache:
+    """Features stored as ``ROOT/<extractor id>/<key>-<N>x<H>x<W>.npy`` (float64), plus ``provenance.json``.
+
+    The extractor id hashes its weights sha, resolution and preprocessing; ``key`` identifies the images
+    (a split-manifest-derived key for real sets, the sample-set hash for synthetic sets, else the array hash);
+    the image count and size are part of the file name as a guard. ``passes`` counts real extractions.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else _default_root()
+        self.passes = 0
+        self.hits = 0
+
+    def path(self, extractor: FeatureExtractor, images: np.ndarray, key: str | None = None) -> Path:
+        """Where the features of ``images`` under ``extractor`` live."""
+        key = key if key is not None else array_hash(images)
+        n, h, w = (tuple(np.shape(images)[:3]) + (0, 0, 0))[:3]
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(key))
+        return self.root / extractor.id() / f"{safe}-{n}x{h}x{w}.npy"
+
+    def get_or_compute(self, extractor: FeatureExtractor, images: np.ndarray, key: str | None = None,
+                       batch_size: int = 64) -> np.ndarray:
+        """Cached features of ``images`` (float64, N x D); extracted and stored atomically on a miss."""
+        target = self.path(extractor, images, key)
+        if target.is_file():
+            try:
+                feats = np.load(target, allow_pickle=False)
+                if feats.ndim == 2 and len(feats) == len(images):
+                    self.hits += 1
+                    return feats
+            except (OSError, ValueError):
+                pass  # unreadable or truncated: recompute
+        feats = np.asarray(extractor.extract(images, batch_size=batch_size), dtype=np.float64)
+        self.passes += 1
+        prov = target.parent / "provenance.json"
+        if not prov.is_file():
+            write_json(prov, extractor.provenance)
+        with atomic_open(target, "wb") as fh:
+            np.save(fh, feats, allow_pickle=False)
+        return feats
