@@ -87,6 +87,7 @@ def test_protocol_counts():
     (BASE.replace("[models.cnn]", "[models.notamodel123]"), "notamodel123"),
     (BASE.replace("ratios = [0, 0.5, 1.0]", "ratios = [0, -1]"), "out of range"),
     (BASE.replace("[data]", "[data]\nsplit = 'weird'"), "valid: official, stratified, grouped"),
+    (BASE.replace("epochs = 2", "epochs = 2\nepochz = 3"), "unknown key(s) epochz in [models.cnn]"),
 ])
 def test_bad_spec_gives_clear_error(tmp_path, text, needle):
     with pytest.raises(UserInputError) as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CNN_WIDTHS = (32, 64, 128, 256)
+CNN_WIDTHS = (16, 32, 64, 128)
 
 CNN_PRETRAINED_CFG: dict = {
     "architecture": "ooc_cnn",
@@ -21,14 +21,11 @@ CNN_PRETRAINED_CFG: dict = {
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class SmallCNN(nn.Module):
-    """Four conv blocks (two 3x3 conv + BN + ReLU each, max-pool between) → global average pool → dropout → linear.
+    """Four conv blocks (3x3 conv + BN + ReLU, 16→128 channels, max-pool between) → global average pool → dropout → linear.
 
     Follows timm's model interface (``forward_features``, ``forward_head(pre_logits=True)``, ``num_features``,
     ``get_classifier``, ``reset_classifier``, ``pretrained_cfg``, ``feature_info``) so every classifier is

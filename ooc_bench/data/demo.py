@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import functools
 import io
 import shutil
 from pathlib import Path
@@ -27,11 +28,15 @@ FULL_SIZE = {"grey": (2056, 1542), "colour": (2048, 1536)}
 RENDER_MAX = 512  # full-size images are rendered at <= 512 px wide, upscaled, then get full-resolution noise
 
 
+@functools.lru_cache(maxsize=8)
+def _freqs(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = shape
+    return np.fft.rfftfreq(w)[None, :], np.fft.fftfreq(h)[:, None]
+
+
 def _gauss_fft(shape: tuple[int, int], sx: float, sy: float, theta: float) -> np.ndarray:
     """rfft2 of an oriented, normalised 2-D Gaussian kernel centred at the origin (periodic)."""
-    h, w = shape
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
+    fx, fy = _freqs(shape)
     c, s = np.cos(theta), np.sin(theta)
     u = c * fx + s * fy
     v = -s * fx + c * fy
@@ -79,19 +84,19 @@ def render(rng: np.random.Generator, h: int, w: int, good: bool, cell_type: str,
     area_cells = h * w / (np.pi * r * r * elong)
     growth = DAY_GROWTH[day]
     if good:
-        density = np.clip(rng.normal(0.62, 0.14), 0.32, 0.95) * growth
+        density = np.clip(rng.normal(0.60, 0.15), 0.30, 0.95) * growth
         clustered = rng.uniform(0.0, 0.25)
         defects = {"debris": rng.uniform(0, 0.25) if rng.random() < 0.25 else 0.0,
                    "blur": rng.uniform(0, 0.45) if rng.random() < 0.2 else 0.0,
                    "dark": rng.uniform(0, 0.25) if rng.random() < 0.15 else 0.0,
                    "dead": rng.uniform(0.0, 0.12)}
     else:
-        density = np.clip(rng.normal(0.36, 0.16), 0.06, 0.8) * growth
+        density = np.clip(rng.normal(0.40, 0.17), 0.06, 0.85) * growth
         clustered = rng.uniform(0.25, 0.8)
         kinds = rng.permutation(["debris", "blur", "dark", "dead"])[: rng.integers(1, 3)]
-        defects = {k: (rng.uniform(0.15, 1.0) if k in kinds else 0.0) for k in ("debris", "blur", "dark")}
+        defects = {k: (rng.uniform(0.05, 0.9) if k in kinds else 0.0) for k in ("debris", "blur", "dark")}
         defects["dead"] = rng.uniform(0.2, 0.6) if "dead" in kinds else rng.uniform(0.0, 0.2)
-    n = max(3, int(density * area_cells * 0.55))
+    n = max(3, int(density * area_cells * 1.1))
     ys, xs = _positions(rng, n, h, w, clustered)
     n = len(ys)
     n_dead = int(n * defects["dead"])
@@ -137,7 +142,8 @@ def render(rng: np.random.Generator, h: int, w: int, good: bool, cell_type: str,
 
 
 def _day_value(rng: np.random.Generator, bucket: int) -> int:
-    return [int(rng.integers(0, 2)), int(rng.integers(2, 4)), 4, int(rng.integers(5, 8))][bucket]
+    low, high = ((0, 2), (2, 4), (4, 5), (5, 8))[bucket]
+    return int(rng.integers(low, high))
 
 
 def make_demo(out: str | Path, seed: int = 0, n_images: int = 480, size: int = 128, full_size: bool = False) -> Path:
@@ -158,15 +164,18 @@ def make_demo(out: str | Path, seed: int = 0, n_images: int = 480, size: int = 1
     if out.exists():
         if out.is_file():
             raise UserInputError(f"{out}: is a file; choose a folder for the demo dataset")
-        if any(out.iterdir()):
-            if not (out / "OOC_datasheet.csv").exists():
-                raise UserInputError(f"{out}: the folder is not empty and is not a previous demo; choose an empty folder")
-            for sub in ("train", "val", "test"):
-                shutil.rmtree(out / sub, ignore_errors=True)
+        ours = {"train", "val", "test", "OOC_datasheet.csv", ".complete"}
+        others = [p.name for p in out.iterdir() if p.name not in ours]
+        if others:
+            raise UserInputError(f"{out}: the folder holds other files ({', '.join(sorted(others)[:3])}); "
+                                 "choose an empty folder for the demo dataset")
+        for sub in ("train", "val", "test"):  # a previous (or interrupted) demo: replace it
+            shutil.rmtree(out / sub, ignore_errors=True)
+        (out / "OOC_datasheet.csv").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.default_rng(seed)
-    n_dates = max(4, n_images // 12)
+    n_dates = max(8, n_images // 12)
     start = _dt.date(2021, 1, 4).toordinal()
     date_ords = np.sort(rng.choice(np.arange(start, start + 3 * 365), n_dates, replace=False))
     dates = [_dt.date.fromordinal(int(d)).strftime("%y%m%d") for d in date_ords]

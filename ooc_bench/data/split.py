@@ -48,8 +48,8 @@ def _groups_of(records: list[ImageRecord], group_by: str | None) -> list[str]:
 
 def _assign(records: list[ImageRecord], groups: list[str], fractions: dict[str, float], classes: list[str],
             rng: np.random.Generator) -> dict[str, str]:
-    """Greedy stratified assignment of whole groups to splits: largest groups first (random order among equals),
-    each to the split where it best closes the per-class gap to the target counts."""
+    """Greedy stratified assignment of whole groups to splits: roughly largest groups first (sizes jittered by
+    the seed, so seeds give different splits), each to the split where it best closes the per-class gap."""
     cidx = {c: i for i, c in enumerate(classes)}
     members: dict[str, np.ndarray] = {}
     for g, r in zip(groups, records):
@@ -60,10 +60,22 @@ def _assign(records: list[ImageRecord], groups: list[str], fractions: dict[str, 
     targets = np.stack([fractions[s] * total for s in names])
     counts = np.zeros_like(targets)
     keys = sorted(members)
-    order = [keys[i] for i in rng.permutation(len(keys))]
-    order.sort(key=lambda g: -members[g].sum())  # stable: random among equal sizes
-    out = {}
+    jitter = dict(zip(keys, rng.lognormal(0.0, 0.7, len(keys))))
+    order = sorted(keys, key=lambda g: -members[g].sum() * jitter[g])  # roughly largest first, seed-dependent
+    out: dict[str, str] = {}
+    # seeding pass: every split (train first) gets one small group of every class while groups remain
+    for ci in np.argsort(total, kind="stable"):
+        for s in sorted(range(len(names)), key=lambda k: ("train", "test", "val").index(names[k])):
+            if counts[s][ci] > 0:
+                continue
+            cands = [g for g in order if g not in out and members[g][ci] > 0]
+            if cands:
+                g = min(cands, key=lambda g: members[g].sum())
+                counts[s] += members[g]
+                out[g] = names[s]
     for g in order:
+        if g in out:
+            continue
         v = members[g]
         cost = (((counts + v - targets) / norm) ** 2 - ((counts - targets) / norm) ** 2).sum(axis=1)
         s = int(np.argmin(cost))
@@ -244,7 +256,7 @@ def check_train_only(records: Iterable[ImageRecord | str], dataset_with_splits: 
     if bad:
         from .layouts import _listing
 
-        raise LeakageError(f"refusing to {purpose}: {len(bad)} image(s) belong to the held-out val/test split: "
+        raise LeakageError(f"leakage guard ({purpose}): {len(bad)} image(s) belong to the held-out val/test split: "
                            f"{_listing(bad, 3)}. Use only the train split of the split manifest")
 
 

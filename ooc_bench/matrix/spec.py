@@ -202,6 +202,13 @@ def validate_spec(spec: BenchmarkSpec) -> None:
             raise UserInputError(f"{src}: model {m.label!r}: {exc}") from None
     if not spec.models:
         raise UserInputError(f"{src}: no models; add a [models.NAME] table or --models mnv2,cnn")
+    import dataclasses
+
+    from ..classifiers import TrainConfig
+
+    valid_train = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "img_size"}
+    for where, table in [("[training]", spec.training)] + [(f"[models.{m.label}]", m.config) for m in spec.models]:
+        _unknown(set(table), valid_train, where, src)
     for p in spec.protocols:
         if p not in PROTOCOLS:
             raise UserInputError(f"{src}: unknown protocol {p!r}; valid protocols: {', '.join(PROTOCOLS)}")

@@ -217,6 +217,24 @@ def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
             "weights": rec.get("weights", {}), "curves": rec.get("curves", [])}
 
 
+def _inject_fault(job: Job) -> None:
+    """Fault injection for the resilience tests: ``OOC_BENCH_FAULT_KILL=KIND:MARKER`` kills this process
+    (SIGKILL, mid-job, claim held) the first time a job of KIND starts, i.e. while MARKER does not exist yet."""
+    spec = os.environ.get("OOC_BENCH_FAULT_KILL")
+    if not spec:
+        return
+    kind, marker = spec.split(":", 1)
+    if job.kind == kind:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 RUNNERS = {"fit": run_fit, "sample": run_sample, "score": run_score, "cell": run_cell}
 
 
@@ -249,6 +267,7 @@ def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> di
                 write_record(paths, job.kind, job.key, record)
                 return record
         try:
+            _inject_fault(job)
             out = RUNNERS[job.kind](job, paths)
             record = {"status": "done", "label": job.label, "params": job.params, "time_s": time.time() - t0, **out}
         except OocBenchError as exc:

@@ -139,7 +139,7 @@ def train_lora(pipe: Any, images: np.ndarray, prompts: list[str], cfg: dict[str,
     weight_dtype = low or torch.float32
     unet, vae, te = pipe.unet, pipe.vae, pipe.text_encoder
     for m in (unet, vae, te):
-        m.to(device, dtype=weight_dtype)
+        m.to(device) if weight_dtype == torch.float32 else m.to(device, dtype=weight_dtype)
     cast_training_params([unet, te] if train_te else [unet], dtype=torch.float32)
     if cuda and cfg.get("gradient_checkpointing", True):
         unet.enable_gradient_checkpointing()

@@ -1,0 +1,180 @@
+"""`sd`: Stable Diffusion fine-tuned with LoRA on the training split, sampled text-to-image with per-class prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...atomic import write_json
+from ..base import Generator, TrainingSet
+from .pipeline import DEFAULT_SD_MODEL, load_sd_pipeline, resolve_sd_model, set_sampler, to_uint8
+from .progress import ProgressBar
+from .prompts import DEFAULT_SD_TEMPLATE, class_template, render_prompt, template_fields
+
+SOURCES_JSON = "sources.json"
+
+
+class _SourcesMixin:
+    """Labels, hashes and metadata of the training images, with a fixed per-class order that outputs cycle."""
+
+    classes: list[str]
+    _labels: np.ndarray | None = None
+    _hashes: list[str]
+    _metadata: list[dict[str, str]]
+
+    def _remember(self, train: TrainingSet) -> None:
+        self.classes = list(train.classes)
+        self._labels = np.asarray(train.labels, dtype=np.int64)
+        self._hashes = list(train.hashes) or ["" for _ in range(len(train))]
+        self._metadata = [dict(m) for m in train.metadata] if train.metadata else [{} for _ in range(len(train))]
+
+    def _order(self, class_index: int) -> np.ndarray:
+        """Training-image indices of a class in a fixed order: output i uses ``order[i % n]`` (variant ``i // n``)."""
+        if self._labels is None:
+            raise RuntimeError(f"{getattr(self, 'name', 'generator')}: call fit() or load a saved generator before sampling")
+        idx = np.flatnonzero(self._labels == class_index)
+        if idx.size == 0:
+            raise RuntimeError(f"{self.name}: no training images of class {self.classes[class_index]!r}")  # type: ignore[attr-defined]
+        return np.random.default_rng(class_index).permutation(idx)
+
+    def _source_index(self, class_index: int, indices: list[int]) -> list[int]:
+        order = self._order(class_index)
+        return [int(order[i % len(order)]) for i in indices]
+
+    def _prompts(self, class_index: int, sources: list[int]) -> list[str]:
+        template = class_template(self.config["prompt"], self.classes[class_index])  # type: ignore[attr-defined]
+        return [render_prompt(template, self.classes[class_index], self._metadata[s]) for s in sources]
+
+    def _save_sources(self, path: Path) -> None:
+        write_json(Path(path) / SOURCES_JSON, {"labels": [int(v) for v in self._labels], "hashes": self._hashes,
+                                              "metadata": self._metadata})
+
+    def _load_sources(self, path: Path) -> None:
+        data = json.loads((Path(path) / SOURCES_JSON).read_text())
+        self._labels = np.asarray(data["labels"], dtype=np.int64)
+        self._hashes, self._metadata = list(data["hashes"]), list(data["metadata"])
+
+
+def _check_prompt(prompt: Any) -> None:
+    for t in (prompt.values() if isinstance(prompt, dict) else [prompt]):
+        template_fields(str(t))
+
+
+class StableDiffusionLoRA(_SourcesMixin, Generator):
+    """LoRA fine-tuning of Stable Diffusion (1.5 by default) on the training split; DPM-Solver++ sampling.
+
+    Every training image is paired with its class prompt (template fields filled from its metadata);
+    output ``i`` of class ``c`` uses the metadata of the class's training images in a fixed cycled
+    order, so the prompt distribution matches the training split. ``steps=0`` samples the base model.
+    """
+
+    name = "sd"
+
+    def __init__(self, sd_model: str = DEFAULT_SD_MODEL, prompt: str | dict[str, str] = DEFAULT_SD_TEMPLATE,
+                 negative_prompt: str = "", resolution: int = 512, rank: int = 8, alpha: float | None = None,
+                 learning_rate: float = 1e-4, steps: int = 1000, batch_size: int = 1, grad_accum: int = 4,
+                 train_text_encoder: bool = False, text_encoder_lr: float | None = None, snr_gamma: float | None = 5.0,
+                 flip: bool = True, sampler: str = "dpm++", sample_steps: int = 25, guidance_scale: float = 7.5,
+                 lora_scale: float = 1.0, sample_batch: int = 8, checkpoint_every: int = 250, seed: int = 0,
+                 device: str = "auto", mixed_precision: bool = True, gradient_checkpointing: bool = True) -> None:
+        _check_prompt(prompt)
+        super().__init__(sd_model=str(sd_model), prompt=prompt, negative_prompt=str(negative_prompt),
+                         resolution=int(resolution), rank=int(rank), alpha=float(alpha if alpha is not None else rank),
+                         learning_rate=float(learning_rate), steps=int(steps), batch_size=int(batch_size),
+                         grad_accum=int(grad_accum), train_text_encoder=bool(train_text_encoder),
+                         text_encoder_lr=text_encoder_lr, snr_gamma=snr_gamma, flip=bool(flip), sampler=str(sampler),
+                         sample_steps=int(sample_steps), guidance_scale=float(guidance_scale),
+                         lora_scale=float(lora_scale), sample_batch=int(sample_batch),
+                         checkpoint_every=int(checkpoint_every), seed=int(seed), device=str(device),
+                         mixed_precision=bool(mixed_precision), gradient_checkpointing=bool(gradient_checkpointing))
+        self._pipe: Any = None
+        self._has_lora = False
+        self.train_stats: dict[str, Any] = {}
+
+    # -- pipeline ---------------------------------------------------------------------------------
+    def _device(self) -> Any:
+        from ...runtime import pick_device
+
+        return pick_device(self.config["device"])
+
+    def _for_sampling(self) -> Any:
+        """The pipeline on its device, in fp16 on CUDA, with the configured sampler."""
+        import torch
+
+        dev = self._device()
+        if self._pipe is None:
+            self._pipe = load_sd_pipeline(self.config["sd_model"], device=dev)
+        if dev.type == "cuda" and self.config["mixed_precision"]:
+            self._pipe.to(dev, torch.float16)
+        set_sampler(self._pipe, self.config["sampler"])
+        return self._pipe
+
+    # -- Generator interface ----------------------------------------------------------------------
+    def fit(self, train: TrainingSet, workdir: Path | None = None) -> "StableDiffusionLoRA":
+        from ...hashing import config_hash
+        from ...runtime import seed_everything
+        from .lora import train_lora
+
+        resolve_sd_model(self.config["sd_model"])  # a bad --sd-model fails before any image is loaded
+        self._remember(train)
+        for ci in range(len(self.classes)):  # every class must have a template (clear error otherwise)
+            class_template(self.config["prompt"], self.classes[ci])
+        dev = self._device()
+        seed_everything(self.config["seed"])
+        self._pipe = load_sd_pipeline(self.config["sd_model"], device=dev)
+        self._has_lora = False
+        if self.config["steps"] <= 0:
+            return self
+        images = train.images(self.config["resolution"])
+        prompts = [render_prompt(class_template(self.config["prompt"], self.classes[int(l)]), self.classes[int(l)], md)
+                   for l, md in zip(self._labels, self._metadata)]
+        cfg = dict(self.config)
+        cfg["resume_key"] = config_hash({k: v for k, v in self.config.items() if k not in ("steps", "checkpoint_every")
+                                         and not k.startswith("sample") and k not in ("guidance_scale", "lora_scale")}
+                                        | {"data": config_hash(self._hashes)})
+        bar = ProgressBar(f"sd LoRA ({self.config['steps']} steps)")
+        with bar:
+            self.train_stats = train_lora(self._pipe, images, prompts, cfg, dev,
+                                          workdir=Path(workdir) / "sd-lora" if workdir is not None else None,
+                                          progress=bar.update)
+        self._has_lora = True
+        return self
+
+    def generate(self, class_index: int, indices: list[int], seeds: list[int], size: int) -> list[np.ndarray]:
+        import torch
+
+        pipe = self._for_sampling()
+        sources = self._source_index(class_index, indices)
+        prompts = self._prompts(class_index, sources)
+        res, out = self.config["resolution"], []
+        kwargs = {"cross_attention_kwargs": {"scale": self.config["lora_scale"]}} if self._has_lora else {}
+        step = max(1, self.config["sample_batch"])
+        for s in range(0, len(indices), step):
+            gens = [torch.Generator("cpu").manual_seed(int(x)) for x in seeds[s:s + step]]
+            result = pipe(prompt=prompts[s:s + step], negative_prompt=[self.config["negative_prompt"]] * len(gens),
+                          num_inference_steps=self.config["sample_steps"], guidance_scale=self.config["guidance_scale"],
+                          height=res, width=res, generator=gens, output_type="np", **kwargs)
+            out.extend(to_uint8(result.images, size))
+        return out
+
+    def save(self, path: Path) -> None:
+        from .lora import save_lora
+
+        super().save(path)
+        self._save_sources(path)
+        if self._has_lora and self._pipe is not None:
+            save_lora(self._pipe, Path(path) / "lora", self.config["rank"], self.config["alpha"])
+        write_json(Path(path) / "train_stats.json", self.train_stats)
+
+    def load_state(self, path: Path) -> None:
+        from .lora import LORA_WEIGHTS, load_lora
+
+        self._load_sources(path)
+        self._pipe = load_sd_pipeline(self.config["sd_model"], device=self._device())
+        self._has_lora = (Path(path) / "lora" / LORA_WEIGHTS).is_file()
+        if self._has_lora:
+            load_lora(self._pipe, Path(path) / "lora")
+

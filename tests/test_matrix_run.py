@@ -1,0 +1,158 @@
+"""Benchmark matrix end to end on a tiny real dataset: results, caching, partial recompute, report from CSVs, kill/resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from ooc_bench.cli import app
+from ooc_bench.matrix import load_spec
+from ooc_bench.matrix import stages as stages_mod
+from ooc_bench.matrix.report import print_tables
+from ooc_bench.matrix.run import run_benchmark
+
+from .matrix_fixtures import make_digits_dataset, write_spec
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("matrix")
+    data = make_digits_dataset(root / "digits")
+    spec = write_spec(root / "tiny.toml", data)
+    return root, data, spec
+
+
+def _count_runs(monkeypatch) -> dict[str, int]:
+    calls = {k: 0 for k in stages_mod.RUNNERS}
+    for kind, fn in list(stages_mod.RUNNERS.items()):
+        def wrapped(job, paths, _fn=fn, _kind=kind):
+            calls[_kind] += 1
+            return _fn(job, paths)
+        monkeypatch.setitem(stages_mod.RUNNERS, kind, wrapped)
+    return calls
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny, tmp_path_factory):
+    root, data, spec = tiny
+    out = tmp_path_factory.mktemp("ref") / "run"
+    run_benchmark(load_spec(spec), out=out, console=_quiet())
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_results_files_and_contents(reference_run):
+    out = reference_run
+    for name in ("quality.csv", "downstream.csv", "summary.csv", "provenance.json", "split.csv", "tables/downstream.tex",
+                 "tables/quality.md", "plots/accuracy_vs_ratio_cnn.png", "plots/samples.png"):
+        assert (out / name).is_file(), name
+    down = _rows(out / "downstream.csv")
+    cells = {(r["model"], r["generator"], r["protocol"], r["ratio"], r["seed"]) for r in down}
+    assert len(cells) == 2 * (1 + 2)  # seeds x (baseline + two ratios)
+    acc = [float(r["value"]) for r in down if r["metric"] == "accuracy"]
+    assert all(0.0 <= a <= 1.0 for a in acc)
+    n_syn = {(r["ratio"], r["n_train_synthetic"]) for r in down}
+    assert n_syn == {("0.0", "0"), ("0.5", "40"), ("1.0", "80")}  # 40 real per class: +20/+40 per class
+    summ = _rows(out / "summary.csv")
+    aug = [r for r in summ if r["generator"] == "aug" and r["metric"] == "accuracy"]
+    assert len(aug) == 2 and all(r["delta"] != "" and r["n_pairs"] == "2" for r in aug)
+    qual = _rows(out / "quality.csv")
+    gens = {r["generator"] for r in qual}
+    assert gens == {"aug", "real-train"}
+    assert {r["class"] for r in qual} == {"all", "three", "eight"}
+    assert any(r["metric"] == "nearcopy_share" and r["generator"] == "aug" for r in qual)
+
+
+def test_second_run_computes_nothing_and_one_parameter_recomputes_only_its_cells(tiny, reference_run, monkeypatch):
+    root, data, spec = tiny
+    work = root / "rerun"
+    shutil.copytree(reference_run, work)
+    calls = _count_runs(monkeypatch)
+    run_benchmark(load_spec(spec), out=work, console=_quiet())
+    assert calls == {"fit": 0, "sample": 0, "score": 0, "cell": 0}
+    spec2 = write_spec(root / "tiny3.toml", data, epochs=3)
+    run_benchmark(load_spec(spec2, name="tiny"), out=work, console=_quiet())
+    assert calls == {"fit": 0, "sample": 0, "score": 0, "cell": 6}
+    assert len({(r["ratio"], r["seed"]) for r in _rows(work / "downstream.csv")}) == 6  # only the current plan's cells
+
+
+def test_nested_subsets_across_ratios(reference_run):
+    from ooc_bench.matrix.stages import load_samples
+    from ooc_bench.matrix.store import RunPaths
+
+    paths = RunPaths(reference_run)
+    key = next((reference_run / "artifacts" / "sample").iterdir()).name
+    small, _, src_small = load_samples(paths, key, ["eight", "three"], {"eight": 5, "three": 5}, 16)
+    big, _, src_big = load_samples(paths, key, ["eight", "three"], {"eight": 10, "three": 10}, 16)
+    assert (big[:5] == small[:5]).all() and (big[10:15] == small[5:]).all()
+    assert src_big[:5] == src_small[:5]
+
+
+def test_report_reproduces_tables_from_csvs_alone(reference_run, tmp_path):
+    only_csv = tmp_path / "csv-only"
+    only_csv.mkdir()
+    for name in ("quality.csv", "downstream.csv", "summary.csv"):
+        shutil.copy(reference_run / name, only_csv / name)
+    a, b = _quiet(), _quiet()
+    print_tables(reference_run, a)
+    print_tables(only_csv, b)
+    text = a.file.getvalue()
+    assert text == b.file.getvalue() and "real-train" in text and "cnn:" in text
+    res = CliRunner().invoke(app, ["report", str(only_csv), "--latex", "--markdown", "--plots"])
+    assert res.exit_code == 0, res.output
+    tex = (only_csv / "tables" / "downstream.tex").read_text()
+    assert "\\toprule" in tex and "aug" in tex
+    assert (only_csv / "plots" / "accuracy_vs_ratio_cnn.png").is_file()
+    assert (only_csv / "tables" / "downstream.tex").read_text() == (reference_run / "tables" / "downstream.tex").read_text()
+
+
+def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path):
+    res = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code != 0
+    assert "quality.csv not found" in str(res.exception) or "not found" in res.output
+
+
+def _cli(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ooc_bench", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=env, **kw)
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_records(tiny, reference_run, tmp_path):
+    root, data, spec = tiny
+    out = tmp_path / "killed"
+    rng = random.Random(1234)
+    for _ in range(3):
+        p = _cli(["run", "--spec", str(spec), "--out", str(out), "--no-plots"])
+        time.sleep(rng.uniform(4.0, 12.0))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait()
+    p = _cli(["run", "--spec", str(spec), "--out", str(out), "--no-plots"])
+    output = p.communicate(timeout=600)[0].decode()
+    assert p.returncode == 0, output
+    assert "Traceback" not in output
+    assert _rows(out / "downstream.csv") == _rows(reference_run / "downstream.csv")
+    assert _rows(out / "quality.csv") == _rows(reference_run / "quality.csv")
+    # no temporary or half-written files are left as records
+    assert not [f for f in (out / "records").rglob("*") if f.is_file() and not f.name.endswith((".json", ".claim"))]
