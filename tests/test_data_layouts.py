@@ -93,9 +93,15 @@ def test_class_folders_nested(tmp_path):
     _png(root / "cats" / "deep" / "er" / "b.jpg", 2, mode="RGB")
     _png(root / "dogs" / "c.bmp", 3)
     (root / "dogs" / "notes.txt").write_text("not an image")
+    import tifffile
+
+    tifffile.imwrite(root / "dogs" / "d16.tif", np.zeros((3, 9, 7), np.uint16), photometric="rgb",
+                     planarconfig="separate")
     assert detect_layout(root) == "folders"
     ds = load_dataset(root)
-    assert ds.classes == ["cats", "dogs"] and len(ds.records) == 3
+    assert ds.classes == ["cats", "dogs"] and len(ds.records) == 4
+    d16 = next(r for r in ds.records if r.path.endswith("d16.tif"))
+    assert (d16.metadata["width"], d16.metadata["height"]) == ("7", "9") and decode_image(d16.path).shape == (9, 7, 3)
     assert all(r.split is None and len(r.hash) == 16 for r in ds.records)
     assert any("notes.txt" in w for w in ds.warnings)
 

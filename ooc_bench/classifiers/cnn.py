@@ -20,12 +20,12 @@ CNN_PRETRAINED_CFG: dict = {
 }
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class SmallCNN(nn.Module):
-    """Four conv blocks (3x3 conv + BN + ReLU, 16→128 channels, max-pool between) → global average pool → dropout → linear.
+    """Four conv blocks (3x3 conv + BN + ReLU, 16→128 channels, stride 2 after the first) → global average pool → dropout → linear.
 
     Follows timm's model interface (``forward_features``, ``forward_head(pre_logits=True)``, ``num_features``,
     ``get_classifier``, ``reset_classifier``, ``pretrained_cfg``, ``feature_info``) so every classifier is
@@ -40,7 +40,7 @@ class SmallCNN(nn.Module):
         self.widths = tuple(widths)
         self.drop_rate = drop_rate
         self.stem = _block(in_chans, widths[0])
-        self.stages = nn.Sequential(*[nn.Sequential(nn.MaxPool2d(2), _block(a, b)) for a, b in zip(widths[:-1], widths[1:])])
+        self.stages = nn.Sequential(*[_block(a, b, stride=2) for a, b in zip(widths[:-1], widths[1:])])
         self.num_features = self.head_hidden_size = widths[-1]
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate)

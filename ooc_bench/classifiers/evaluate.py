@@ -59,3 +59,35 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return jsonable(obj.item())
     return obj
+
+
+def plot_curves(curves: list[dict[str, Any]], path: str, title: str = "") -> None:
+    """Write train/val loss and accuracy per epoch as a PNG (matplotlib, Agg backend), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_path
+
+    ep = [c["epoch"] for c in curves]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for split in ("train", "val"):
+            vals = [c.get(f"{split}_{key}") for c in curves]
+            if any(v is not None for v in vals):
+                ax.plot(ep, [math.nan if v is None else v for v in vals], marker="o", label=split)
+        stages = sorted({c.get("stage", 1) for c in curves})
+        for s in stages[1:]:
+            first = min(c["epoch"] for c in curves if c.get("stage") == s)
+            ax.axvline(first - 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

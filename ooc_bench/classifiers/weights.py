@@ -126,8 +126,6 @@ def _cached_pretrained(timm_name: str) -> tuple[bool, str]:
 def load_weights(name: str, timm_name: str, num_classes: int, in_chans: int, pretrained: bool | str,
                  weights: Any, drop_rate: float | None, timm_kwargs: dict[str, Any]) -> tuple[Any, str, str | None, list[str]]:
     """Build the model and load its weights. Returns (model, source, sha256-16 of the file or None, notes)."""
-    import timm
-
     from .registry import CNN_NAME, build_architecture
 
     notes: list[str] = []
@@ -147,6 +145,8 @@ def load_weights(name: str, timm_name: str, num_classes: int, in_chans: int, pre
                 raise UserInputError(f"weights file {path} does not fit model {name!r}: missing {bad_missing[:5]}, "
                                      f"unexpected {list(unexpected)[:5]}")
             return model, f"file:{path}", sha, notes
+        import timm
+
         base_cfg = timm.models.get_pretrained_cfg(timm_name)
         classifier = getattr(base_cfg, "classifier", None) if base_cfg is not None else None
         file_classes = _head_classes(state, classifier if isinstance(classifier, str) else None)
@@ -170,6 +170,8 @@ def load_weights(name: str, timm_name: str, num_classes: int, in_chans: int, pre
     if timm_name == CNN_NAME:
         notes.append("cnn is a from-scratch model: no pretrained weights exist, random initialisation used")
         return build_architecture(timm_name, num_classes, in_chans, drop_rate), "none", None, notes
+
+    import timm
 
     cached, source = _cached_pretrained(timm_name)
     reason = None

@@ -245,6 +245,11 @@ def check_image_file(path: str | os.PathLike) -> tuple[int, int, str]:
     from PIL import Image, UnidentifiedImageError
 
     p = str(path)
+    if p.lower().endswith((".tif", ".tiff")):
+        try:
+            return _check_tiff(p)
+        except Exception:  # noqa: BLE001 - let Pillow try (and report) below
+            pass
     try:
         with Image.open(p) as im:
             width, height, mode, fmt = im.width, im.height, im.mode, im.format
@@ -267,6 +272,22 @@ def check_image_file(path: str | os.PathLike) -> tuple[int, int, str]:
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return width, height, mode
+
+
+def _check_tiff(path: str) -> tuple[int, int, str]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        shape, dtype = page.shape, page.dtype
+        orientation = page.tags.get("Orientation")
+    if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
+        shape = shape[1:] + shape[:1]
+    h, w = shape[0], shape[1]
+    if orientation is not None and int(orientation.value) in (5, 6, 7, 8):
+        h, w = w, h
+    channels = shape[2] if len(shape) == 3 else 1
+    return int(w), int(h), f"{dtype}x{channels}"
 
 
 def list_images(folder: Path) -> list[Path]:

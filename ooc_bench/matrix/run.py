@@ -21,6 +21,7 @@ from .executor import Runner, job_states, load_slurm_config, save_plan
 from .plan import Plan, SplitInfo, build_plan
 from .results import write_results
 from .spec import BenchmarkSpec, load_spec
+from .stages import job_threads
 from .store import RunPaths, iter_records, read_record
 
 
@@ -110,7 +111,8 @@ def provenance(spec: BenchmarkSpec, split: SplitInfo, plan: Plan, run_root: Path
     return {
         "spec": spec.to_dict(), "versions": versions(), "git_commit": _git_commit(),
         "hardware": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
-                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                     "torch_threads_per_job": job_threads()},
         "dataset": {"path": spec.data.get("resolved_path"), "split_policy": spec.data.get("resolved_split"),
                     "split_manifest": "split.csv", "split_hash": split.key, "split_file_sha256": file_hash(split.manifest, 64),
                     "classes": split.classes, "train_counts": split.train_counts},

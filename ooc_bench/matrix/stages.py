@@ -217,6 +217,22 @@ def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
             "weights": rec.get("weights", {}), "curves": rec.get("curves", [])}
 
 
+def job_threads() -> int:
+    """CPU threads every job uses, whatever the executor: ``$OOC_BENCH_THREADS`` or min(cores, 8).
+
+    Fixed so that sequential, joblib and submitit runs give bitwise-equal numbers on one machine
+    (float reductions in CPU kernels depend on the thread count)."""
+    return max(1, int(os.environ.get("OOC_BENCH_THREADS", min(os.cpu_count() or 1, 8))))
+
+
+def _fix_threads() -> None:
+    import torch
+
+    n = job_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def _inject_fault(job: Job) -> None:
     """Fault injection for the resilience tests: ``OOC_BENCH_FAULT_KILL=KIND:MARKER`` kills this process
     (SIGKILL, mid-job, claim held) the first time a job of KIND starts, i.e. while MARKER does not exist yet."""
@@ -244,6 +260,7 @@ def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> di
     Returns the record (or ``{"status": "claimed"}`` when another live process is running the same job).
     """
     paths = RunPaths(Path(run_root))
+    _fix_threads()
     existing = read_record(paths, job.kind, job.key)
     if existing and (existing.get("status") in ("done", "skipped") or not retry_failed):
         return existing

@@ -173,11 +173,13 @@ def load_inception(weights_path: str | os.PathLike) -> Any:
     return FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
 
 
-def random_inception_weights(path: str | os.PathLike, seed: int = 0, calib_batches: int = 2, calib_batch_size: int = 6) -> Path:
+def random_inception_weights(path: str | os.PathLike, seed: int = 0, calib_batches: int = 2, calib_batch_size: int = 8,
+                             calib_size: int = 128) -> Path:
     """Write a randomly initialised but non-degenerate InceptionV3 state_dict (tests, benchmarks, offline demos).
 
     torch-fidelity's own init gives near-constant features (FID ~ 0), so convolutions are re-initialised
-    (Kaiming normal) and batch-norm statistics recalibrated on a few smooth random batches in train mode.
+    (Kaiming normal) and batch-norm statistics recalibrated on a few smooth random batches in train mode
+    (at ``calib_size`` px for speed).
     Saved with ``torch.save`` (``.pth``, what torch-fidelity's ``feature_extractor_weights_path`` reads) or as
     ``.safetensors`` when the path ends so.
     """
@@ -198,12 +200,15 @@ def random_inception_weights(path: str | os.PathLike, seed: int = 0, calib_batch
             torch.nn.init.normal_(m.weight, std=0.01, generator=gen)
             torch.nn.init.zeros_(m.bias)
     model.train()
+    # calibrate at a reduced size (layer by layer, as forward() orders them) to keep this cheap on CPU
+    layers = [m for n, m in model.named_children() if n not in ("AvgPool", "fc")]
     with torch.no_grad():
         for _ in range(calib_batches):
             low = torch.rand(calib_batch_size, 3, 8, 8, generator=gen)
-            x = F.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)
-            x = (x * 255).round().to(torch.uint8)
-            model(x)
+            x = F.interpolate(low, size=(calib_size, calib_size), mode="bilinear", align_corners=False)
+            x = ((x * 255).round() - 128) / 128
+            for layer in layers:
+                x = layer(x)
     model.eval()
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     path = Path(path)

@@ -57,10 +57,11 @@ class EqualLinear(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype) * self.bias_gain if self.bias is not None else None
+        act_gain = LRELU_GAIN if self.activation else 1.0  # lrelu(x) * g == lrelu(x * g): fold g into w and b
+        w = self.weight.to(x.dtype) * (self.weight_gain * act_gain)
+        b = self.bias.to(x.dtype) * (self.bias_gain * act_gain) if self.bias is not None else None
         x = F.linear(x, w, b)
-        return lrelu(x) if self.activation else x
+        return F.leaky_relu(x, 0.2) if self.activation else x
 
 
 class EqualConv2d(nn.Module):
@@ -80,20 +81,23 @@ class EqualConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.down:
             x = downsample2d(x, self.kernel)
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype) if self.bias is not None else None
+        act_gain = LRELU_GAIN if self.activation else 1.0  # folded into w and b (lrelu is positively homogeneous)
+        w = self.weight.to(x.dtype) * (self.weight_gain * act_gain)
+        b = self.bias.to(x.dtype) * act_gain if self.bias is not None else None
         x = F.conv2d(x, w, b, padding=self.padding)
-        return lrelu(x) if self.activation else x
+        return F.leaky_relu(x, 0.2) if self.activation else x
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     up: bool = False, fused: bool = True, kernel: torch.Tensor | None = None) -> torch.Tensor:
+                     up: bool = False, fused: bool = True, kernel: torch.Tensor | None = None,
+                     gain: float = 1.0) -> torch.Tensor:
     """StyleGAN2 modulated (and demodulated) convolution.
 
     ``x``: (N, I, H, W); ``weight``: (O, I, k, k), already scaled for equalised lr; ``styles``: (N, I).
     ``fused=True`` folds the per-sample weights into one grouped convolution (groups = N);
     ``fused=False`` scales the activations instead and runs one ordinary convolution (same maths).
     ``up=True`` doubles the resolution with a stride-2 transposed conv followed by an FIR blur.
+    ``gain`` scales the output (folded into the demodulation coefficients).
     """
     n, in_ch, h, w_ = x.shape
     out_ch, _, kh, kw = weight.shape
@@ -104,7 +108,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         dcoefs = None
         if demodulate:
             # sum_{i,k} (w_oik * s_i)^2 = (w^2 summed over k) @ s^2
-            dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8)  # (N, O)
+            dcoefs = torch.rsqrt(styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8) * gain  # (N, O)
+        elif gain != 1.0:
+            dcoefs = torch.full((n, out_ch), gain, dtype=x.dtype, device=x.device)
         x = x * styles[:, :, None, None]
         if up:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
@@ -116,7 +122,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         return x
     wts = weight[None] * styles[:, None, :, None, None]  # (N, O, I, k, k)
     if demodulate:
-        wts = wts * torch.rsqrt(wts.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
+        wts = wts * (torch.rsqrt(wts.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8) * gain)
+    elif gain != 1.0:
+        wts = wts * gain
     x = x.reshape(1, n * in_ch, h, w_)
     if up:
         wts = wts.transpose(1, 2).reshape(n * in_ch, out_ch, kh, kw)

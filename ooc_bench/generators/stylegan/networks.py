@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import EqualConv2d, EqualLinear, fir_kernel, lrelu, modulated_conv2d, upsample2d
+import torch.nn.functional as F
+
+from .layers import LRELU_GAIN, EqualConv2d, EqualLinear, fir_kernel, modulated_conv2d, upsample2d
 
 CAPACITY_PRESETS: dict[str, tuple[int, int]] = {
     # name: (channel_base, channel_max); channels at resolution r = min(channel_base // r, channel_max)
@@ -86,17 +88,23 @@ class StyleConv(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | str = "random",
                 fused: bool = True) -> torch.Tensor:
+        # lrelu(y) * sqrt(2) == lrelu(y * sqrt(2)): the gain is folded into demodulation, noise and bias
+        g = LRELU_GAIN
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight * self.weight_gain, styles, demodulate=True, up=self.up,
-                             fused=fused, kernel=self.kernel)
+                             fused=fused, kernel=self.kernel, gain=g)
+        strength = self.noise_strength.to(x.dtype) * g
+        bias = self.bias.to(x.dtype)[:, None, None] * g
         if isinstance(noise, torch.Tensor):
-            x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)
+            x = torch.addcmul(x, noise.to(x.dtype), strength) + bias
         elif noise == "random":
-            x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
-                                dtype=x.dtype) * self.noise_strength.to(x.dtype)
+            nz = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
+            x = torch.addcmul(x, nz, strength) + bias
         elif noise == "const":
-            x = x + self.noise_const.to(x.dtype) * self.noise_strength.to(x.dtype)
-        return lrelu(x + self.bias.to(x.dtype)[None, :, None, None])
+            x = x + (self.noise_const.to(x.dtype)[None] * strength + bias)
+        else:
+            x = x + bias
+        return F.leaky_relu(x, 0.2)
 
 
 class ToRGB(nn.Module):
