@@ -112,7 +112,7 @@ def test_score_cli_on_demo_dataset_with_domain_features(demo_root, tmp_path):
                               "--domain-epochs", "1", "--size", "32", "--metrics", "fid,kid", "--out", str(csv_out)])
     assert res.exit_code == 0, res.output
     lines = csv_out.read_text().splitlines()
-    assert len(lines) == 1 + 3 and all(",all," in ln for ln in lines[1:])
+    assert len(lines) == 1 + 3 and all(ln.startswith("all,domain,") for ln in lines[1:])
 
 
 def test_score_cli_errors_are_one_line(demo_root, tmp_path, capsys):

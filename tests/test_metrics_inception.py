@@ -10,7 +10,7 @@ import pytest
 from ooc_bench.errors import WeightsUnavailableError
 from ooc_bench.metrics import create_extractor, fid_from_features, kid, random_inception_weights, resize_uint8
 
-N_PER_SET = 10
+N_PER_SET = 8
 
 
 @pytest.fixture(scope="module")

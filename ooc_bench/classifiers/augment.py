@@ -43,7 +43,8 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = Au
         cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
         sx = torch.where(hflip, -1.0, 1.0).double()
         sy = torch.where(vflip, -1.0, 1.0).double()
-        theta = torch.stack([torch.stack([cos * sx, -sin * sy, tx], 1), torch.stack([sin * sx, cos * sy, ty], 1)], 1)
+        # sampling matrix = flips · rotation / zoom (the same order as the exact path: flip, then rot90)
+        theta = torch.stack([torch.stack([sx * cos, -sx * sin, tx], 1), torch.stack([sy * sin, sy * cos, ty], 1)], 1)
         grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     else:

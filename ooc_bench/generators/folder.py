@@ -1,1 +1,149 @@
-"""`folder`: images made elsewhere, registered as a generator output (implemented by the diffusion work)."""
+"""`folder`: images made elsewhere (e.g. in the AUTOMATIC1111 web UI) in ``DIR/<class>/`` registered as a generator's output."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserInputError
+from .base import SAMPLE_MANIFEST, Generator, TrainingSet
+from .registry import register_generator
+
+FILES_JSON = "files.json"
+
+
+class FolderImages(Generator):
+    """Serves the images of ``path/<class>/`` (sorted by relative path) as synthetic images of that class.
+
+    ``fit`` checks that the folder's classes are exactly the training set's and records every image's
+    content hash; ``sample(n)`` writes the first ``n`` images of each class (resized to ``size``) into
+    the standard layout with a manifest. When the folder holds an ooc-bench ``manifest.csv`` (a copied
+    sample folder), its ``source_hash`` column is carried over. Nothing is fitted: the training images
+    are never read.
+    """
+
+    name = "folder"
+
+    def __init__(self, path: str | None = None, resize: str = "crop") -> None:
+        if not path:
+            raise UserInputError("generator 'folder' needs path=DIR (CLI: --path DIR), a folder with one "
+                                 "sub-folder of images per class")
+        if resize not in ("crop", "stretch"):
+            raise UserInputError(f"folder: resize={resize!r}; use 'crop' (centre-crop to square) or 'stretch'")
+        super().__init__(path=str(Path(path).expanduser().resolve()), resize=resize)
+        self._files: dict[str, list[dict[str, str]]] = {}
+
+    def _scan(self) -> dict[str, list[Path]]:
+        from ..data.decode import list_images
+
+        root = Path(self.config["path"])
+        if not root.is_dir():
+            raise UserInputError(f"--path {root}: no such folder; pass the folder holding one sub-folder of "
+                                 "generated images per class")
+        found = {d.name: list_images(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+        if not found:
+            raise UserInputError(f"--path {root}: no class sub-folders; expected {root}/<class>/<image files>")
+        empty = [c for c, files in found.items() if not files]
+        if empty:
+            raise UserInputError(f"--path {root}: class folder(s) {', '.join(empty)} hold no images "
+                                 "(png, jpg, tif, bmp, webp); fill or remove them")
+        return found
+
+    def _manifest_sources(self) -> dict[str, str]:
+        path = Path(self.config["path"]) / SAMPLE_MANIFEST
+        if not path.is_file():
+            return {}
+        with open(path, newline="", encoding="utf-8") as fh:
+            return {r["path"]: r.get("source_hash", "") or "" for r in csv.DictReader(fh) if "path" in r}
+
+    def fit(self, train: TrainingSet, workdir: Path | None = None) -> "FolderImages":
+        from ..data.filehash import hash_files
+
+        found = self._scan()
+        want, have = sorted(train.classes), sorted(found)
+        if want != have:
+            missing = sorted(set(want) - set(have))
+            extra = sorted(set(have) - set(want))
+            parts = ([f"missing class folder(s): {', '.join(missing)}"] if missing else []) + \
+                    ([f"unknown class folder(s): {', '.join(extra)}"] if extra else [])
+            raise UserInputError(f"--path {self.config['path']}: classes do not match the training set "
+                                 f"({', '.join(want)}); " + "; ".join(parts))
+        root = Path(self.config["path"])
+        sources = self._manifest_sources()
+        self.classes = list(train.classes)
+        self._files = {}
+        for cls in self.classes:
+            files = found[cls]
+            hashes = hash_files([str(f) for f in files])
+            bad = [str(f) for f, h in zip(files, hashes) if h is None]
+            if bad:
+                raise UserInputError(f"--path: cannot read {bad[0]} ({len(bad)} unreadable file(s)); remove them")
+            self._files[cls] = [{"path": f.relative_to(root).as_posix(), "hash": h,
+                                 "source_hash": sources.get(f.relative_to(root).as_posix(), "")}
+                                for f, h in zip(files, hashes)]
+        return self
+
+    def available(self) -> dict[str, int]:
+        """Number of images per class."""
+        return {c: len(v) for c, v in self._files.items()}
+
+    def _entries(self, class_index: int, indices: list[int]) -> list[dict[str, str]]:
+        if not self._files:
+            raise RuntimeError("folder: call fit() or load a saved generator before sampling")
+        cls = self.classes[class_index]
+        files = self._files[cls]
+        if indices and max(indices) >= len(files):
+            raise UserInputError(f"--path {self.config['path']}: class {cls!r} has {len(files)} images but "
+                                 f"{max(indices) + 1} were requested; ask for fewer (--per-class) or add images")
+        return [files[i] for i in indices]
+
+    def source_hashes(self, class_index: int, indices: list[int]) -> list[str]:
+        return [e["source_hash"] for e in self._entries(class_index, indices)]
+
+    def generate(self, class_index: int, indices: list[int], seeds: list[int], size: int) -> list[np.ndarray]:
+        from PIL import Image
+
+        from ..data.decode import decode_image, resize_square
+        from ..hashing import file_hash
+
+        out = []
+        for e in self._entries(class_index, indices):
+            path = Path(self.config["path"]) / e["path"]
+            if not path.is_file() or file_hash(path) != e["hash"]:
+                raise UserInputError(f"{path}: missing or changed since the folder was registered; re-run "
+                                     "`ooc-bench generate --generator folder`")
+            image = decode_image(str(path))
+            if self.config["resize"] == "stretch":
+                im = image if image.shape[:2] == (size, size) else np.asarray(
+                    Image.fromarray(image).resize((size, size), Image.BICUBIC))
+            else:
+                im = resize_square(image, size)
+            out.append(np.ascontiguousarray(im))
+        return out
+
+    def save(self, path: Path) -> None:
+        from ..atomic import write_json
+
+        super().save(path)
+        write_json(Path(path) / FILES_JSON, self._files)
+
+    def load_state(self, path: Path) -> None:
+        f = Path(path) / FILES_JSON
+        if not f.is_file():
+            raise UserInputError(f"saved folder generator {path}: {FILES_JSON} is missing")
+        self._files = json.loads(f.read_text())
+
+    def describe(self) -> dict[str, Any]:
+        """Images per class, for summaries."""
+        return {"path": self.config["path"], "images": self.available()}
+
+
+@register_generator("folder", aliases=("dir", "external"),
+                    description="images generated elsewhere (DIR/<class>/...), registered as a generator's output")
+def folder(**config: Any) -> FolderImages:
+    """External images in DIR/<class>/."""
+    return FolderImages(**config)

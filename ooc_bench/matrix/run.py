@@ -62,7 +62,9 @@ def prepare_split(spec: BenchmarkSpec, run_root: Path, console: Console) -> Spli
     if policy == "official" and not ds.has_splits:
         console.print("[yellow]the dataset has no official split: using a stratified split instead[/]")
         policy = "stratified"
-    if policy != "official":
+    if policy == "official":
+        ds = make_split(ds, keep_official=True, seed=int(d.get("seed", 0)))  # refuses broken splits, carves val if missing
+    else:
         ds = make_split(ds, group_by=d.get("group_by") if policy == "grouped" else None, val=float(d.get("val", 0.15)),
                         test=float(d.get("test", 0.2)), seed=int(d.get("seed", 0)), keep_official=False)
     manifest = run_root / "split.csv"

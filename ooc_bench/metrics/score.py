@@ -162,7 +162,7 @@ def write_rows(path: str | os.PathLike, rows: list[dict[str, Any]], meta: dict[s
 
 
 def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
-    """A rich Table of score rows: one line per class, one column per metric, with the sample counts."""
+    """A rich Table of score rows: one line per metric, one column per class (headed with its sample counts)."""
     from rich.table import Table
 
     classes = list(dict.fromkeys(r["class"] for r in rows))
@@ -170,17 +170,19 @@ def rows_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
     first = rows[0] if rows else {}
     table = Table(title=title or f"{first.get('extractor', '')} features — weights {first.get('weights', '')}",
                   title_justify="left")
-    table.add_column("class")
-    table.add_column("n_real", justify="right")
-    table.add_column("n_fake", justify="right")
-    for m in metrics:
-        table.add_column(m, justify="right")
+    table.add_column("metric")
+    table.add_column("vs")
+    cells = {(r["class"], r["metric"]): r for r in rows}
     for c in classes:
-        sub = {r["metric"]: r for r in rows if r["class"] == c}
-        ref = next((r for r in sub.values() if r["reference"] == "real"), next(iter(sub.values())))
-        cells = []
-        for m in metrics:
-            v = sub.get(m, {}).get("value")
-            cells.append("—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}")
-        table.add_row(c, str(ref["n_real"]), str(ref["n_fake"]), *cells)
+        ref = next((r for r in rows if r["class"] == c and r["reference"] == "real"), None)
+        ref = ref or next(r for r in rows if r["class"] == c)
+        table.add_column(f"{c}\n(real {ref['n_real']}, fake {ref['n_fake']})", justify="right")
+    for m in metrics:
+        refs = {cells[(c, m)]["reference"] for c in classes if (c, m) in cells}
+        vals = []
+        for c in classes:
+            r = cells.get((c, m))
+            v = None if r is None else r["value"]
+            vals.append("—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}")
+        table.add_row(m, "/".join(sorted(refs)), *vals)
     return table

@@ -16,7 +16,7 @@ from .progress import ProgressBar
 
 # width: channels of the first level (doubled at level 2, x4 from level 4); attention: at the levels of these sizes
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"width": 32, "layers_per_block": 1, "attention_at": (), "learning_rate": 1e-3},
+    "tiny": {"width": 16, "layers_per_block": 1, "attention_at": (), "learning_rate": 1e-3},
     "small": {"width": 64, "layers_per_block": 2, "attention_at": (8,), "learning_rate": 2e-4},
     "base": {"width": 128, "layers_per_block": 2, "attention_at": (8, 16), "learning_rate": 1e-4},
 }

@@ -195,6 +195,7 @@ def train_lora(pipe: Any, images: np.ndarray, prompts: list[str], cfg: dict[str,
     losses: list[float] = []
     for step in range(start, total):
         step_loss = 0.0
+        opt.zero_grad(set_to_none=True)  # at the start: the last step's gradients stay inspectable
         for _ in range(accum):
             idx = torch.randint(0, n, (bs,), generator=rng)
             flip = (torch.rand(bs, generator=rng) < 0.5) if cfg.get("flip", True) else torch.zeros(bs, dtype=torch.bool)
@@ -223,7 +224,6 @@ def train_lora(pipe: Any, images: np.ndarray, prompts: list[str], cfg: dict[str,
             step_loss += float(loss.detach())
         scaler.step(opt)
         scaler.update()
-        opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
         if progress:
             progress(step + 1, total, step_loss)

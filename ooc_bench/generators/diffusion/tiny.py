@@ -60,6 +60,10 @@ def make_tiny_sd_pipeline(path: str | Path, seed: int = 0, full_size_unet: bool 
                                   num_attention_heads=4, max_position_embeddings=77, bos_token_id=0,
                                   eos_token_id=1, pad_token_id=1, hidden_act="quick_gelu", projection_dim=32)
     vae.register_to_config(scaling_factor=0.18215)
+    with torch.no_grad():  # a near-deterministic posterior (tiny log-variance), as in a trained VAE
+        c = vae.config.latent_channels
+        vae.quant_conv.weight[c:].zero_()
+        vae.quant_conv.bias[c:].fill_(-20.0)
     text_encoder = CLIPTextModel(text_cfg)
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)

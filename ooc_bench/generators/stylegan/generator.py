@@ -24,10 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "ada_target": 0.6, "ada_interval": 4, "ada_kimg": None, "fixed_p": None, "augment_pipe": "bgc", "mirror": False,
     "truncation_psi": 1.0, "noise_mode": "const", "checkpoint_kimg": None, "grid_kimg": None,
     "amp": True, "channels_last": True, "fused_modconv": None, "device": "auto", "seed": 0,
-    "gan_pkl": None, "allow_pickle": False, "verbose": True, "gen_batch": 1,
+    "gan_pkl": None, "allow_pickle": False, "verbose": True, "gen_batch": 1, "num_threads": None,
 }
 # settings that do not change the trained model or its samples (kept out of config_hash)
-_RUNTIME_ONLY = ("device", "verbose", "amp", "channels_last", "checkpoint_kimg", "grid_kimg")
+_RUNTIME_ONLY = ("device", "verbose", "amp", "channels_last", "checkpoint_kimg", "grid_kimg", "num_threads")
 _CAPACITY = {  # preset: (channel_base, channel_max, z/w dim, mapping layers, style mixing)
     "tiny": (1024, 64, 128, 2, 0.0),
     "small": (4096, 256, 256, 2, 0.0),
@@ -195,7 +195,7 @@ class StyleGAN2ADA(Generator):
         import torch
 
         from ...atomic import write_json
-        from ...hashing import config_hash
+        from ...hashing import array_hash, config_hash
         from ...runtime import seed_everything
         from .trainer import Trainer
 
@@ -222,6 +222,7 @@ class StyleGAN2ADA(Generator):
             workdir.mkdir(parents=True, exist_ok=True)
             write_json(workdir / "training_set.json", {
                 "n_images": len(train), "classes": self.classes, "images_hash": config_hash(list(train.hashes)),
+                "pixels_hash": array_hash(arr),
                 "conditions": self.cond_table, "config": cfg})
             ck = Trainer.latest_checkpoint(workdir)
             if ck is not None:
@@ -231,7 +232,13 @@ class StyleGAN2ADA(Generator):
         labels = torch.from_numpy(cond) if self.c_dim > 0 else None
         grid_fn = (lambda tr, nimg: self._fake_grid(tr, workdir / "grids" / f"fakes{nimg / 1000:09.3f}.png")) \
             if workdir is not None else None
-        trainer.train(images, labels, workdir, grid_fn=grid_fn, verbose=bool(cfg["verbose"]))
+        threads_before = torch.get_num_threads()
+        if cfg["num_threads"]:
+            torch.set_num_threads(int(cfg["num_threads"]))
+        try:
+            trainer.train(images, labels, workdir, grid_fn=grid_fn, verbose=bool(cfg["verbose"]))
+        finally:
+            torch.set_num_threads(threads_before)
         self.G, self.G_ema, self.D = trainer.G, trainer.G_ema, trainer.D
         self.nimg = trainer.nimg
         self.augment_p = float(trainer.augment.p)
