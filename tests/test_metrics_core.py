@@ -190,3 +190,24 @@ def test_feature_cache_second_call_does_no_pass_and_changed_images_invalidate(tm
     assert c2.passes == 3
     score(real, f2, ["a"], ext, metrics=("fid",), cache=c2, real_key="real")
     assert c2.passes == 3
+
+
+def test_low_rank_fid_path_equals_full_covariance_path():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(40, 300)) * rng.uniform(0.1, 3.0, size=300)
+    b = rng.normal(loc=0.2, size=(55, 300))
+    assert fid_from_features(a, b) == pytest.approx(frechet_distance(*feature_stats(a), *feature_stats(b)), rel=1e-7)
+
+
+def test_kid_matches_direct_per_subset_computation():
+    from ooc_bench.metrics.kid import mmd2_unbiased
+
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(size=(30, 16)), rng.normal(loc=0.3, size=(25, 16))
+    r = np.random.RandomState(3)
+    direct = []
+    for _ in range(7):
+        fi, ri = r.choice(25, 10, replace=False), r.choice(30, 10, replace=False)
+        direct.append(mmd2_unbiased(fake[fi], real[ri]))
+    mean, std = kid(real, fake, subset_size=10, subsets=7, seed=3)
+    assert mean == pytest.approx(np.mean(direct), rel=1e-10) and std == pytest.approx(np.std(direct), rel=1e-8)

@@ -35,12 +35,28 @@ def open_dataset(data: str | os.PathLike, layout: str | None = None, split: str 
     return ds
 
 
+def _load_extra(extra: str | os.PathLike) -> Any:
+    """Class folders of extra images; unlike a dataset, a single class (e.g. synthetic minority images) is fine."""
+    from ..data import Dataset, ImageRecord, load_dataset
+    from ..data.decode import list_images
+    from ..hashing import file_hash
+
+    root = Path(extra)
+    if not root.is_dir():
+        raise UserInputError(f"--extra-train {extra}: no such folder (expected one subfolder of images per class)")
+    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".") and list_images(d)]
+    if len(subdirs) == 1:
+        records = [ImageRecord(str(p), subdirs[0].name, file_hash(p)) for p in list_images(subdirs[0])]
+        return Dataset(root, "folders", [subdirs[0].name], records)
+    return load_dataset(root, layout="folders")
+
+
 def extra_train_arrays(extra: str | os.PathLike, dataset: Any, size: int, cache: Any = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Additional labelled training images from class folders (e.g. synthetic ones), checked against the held-out
     splits of ``dataset``; returns (images, labels in ``dataset.classes`` order, provenance)."""
-    from ..data import ImageCache, check_train_only, load_dataset
+    from ..data import ImageCache, check_train_only
 
-    extra_ds = load_dataset(extra, layout="folders")
+    extra_ds = _load_extra(extra)
     unknown = sorted(set(extra_ds.classes) - set(dataset.classes))
     if unknown:
         raise UserInputError(f"--extra-train {extra}: class folder(s) {unknown} are not classes of the dataset "

@@ -156,7 +156,8 @@ def list_models(num_classes: int = 2) -> list[dict[str, Any]]:
     rows = []
     for alias, (plain, with_weights, desc) in ALIASES.items():
         s = model_summary(alias, pretrained=True, num_classes=num_classes)
-        has_weights = with_weights != CNN_NAME and bool(timm.list_pretrained(with_weights + "*"))
+        cfg = timm.models.get_pretrained_cfg(with_weights) if with_weights != CNN_NAME else None
+        has_weights = cfg is not None and bool(getattr(cfg, "hf_hub_id", None) or getattr(cfg, "url", None))
         rows.append({"alias": alias, "timm_name": plain, "pretrained_timm_name": with_weights if has_weights else None,
                      "n_params": s["n_params"], "input_size": s["input_size"], "min_size": s["min_size"],
                      "description": desc})

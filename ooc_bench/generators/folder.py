@@ -21,8 +21,9 @@ class FolderImages(Generator):
 
     ``fit`` checks that the folder's classes are exactly the training set's and records every image's
     content hash; ``sample(n)`` writes the first ``n`` images of each class (resized to ``size``) into
-    the standard layout with a manifest. When the folder holds an ooc-bench ``manifest.csv`` (a copied
-    sample folder), its ``source_hash`` column is carried over. Nothing is fitted: the training images
+    the standard layout with a manifest. When the folder holds an ooc-bench ``manifest.csv`` (another
+    generator's output folder), exactly the images it lists are used and its ``source_hash`` column is
+    carried over. Nothing is fitted: the training images
     are never read.
     """
 
@@ -44,6 +45,16 @@ class FolderImages(Generator):
         if not root.is_dir():
             raise UserInputError(f"--path {root}: no such folder; pass the folder holding one sub-folder of "
                                  "generated images per class")
+        listed = self._manifest_rows()
+        if listed:  # an ooc-bench sample folder: its manifest says which files are the images (not generator/ ...)
+            found: dict[str, list[Path]] = {}
+            for r in listed:
+                found.setdefault(r["label"], []).append(root / r["path"])
+            missing = [str(p) for files in found.values() for p in files if not p.is_file()]
+            if missing:
+                raise UserInputError(f"--path {root}: {len(missing)} image(s) listed in {SAMPLE_MANIFEST} are missing "
+                                     f"(first: {missing[0]}); re-sample or delete the manifest")
+            return {c: sorted(v) for c, v in sorted(found.items())}
         found = {d.name: list_images(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
         if not found:
             raise UserInputError(f"--path {root}: no class sub-folders; expected {root}/<class>/<image files>")
@@ -53,12 +64,19 @@ class FolderImages(Generator):
                                  "(png, jpg, tif, bmp, webp); fill or remove them")
         return found
 
-    def _manifest_sources(self) -> dict[str, str]:
+    def _manifest_rows(self) -> list[dict[str, str]]:
         path = Path(self.config["path"]) / SAMPLE_MANIFEST
         if not path.is_file():
-            return {}
+            return []
         with open(path, newline="", encoding="utf-8") as fh:
-            return {r["path"]: r.get("source_hash", "") or "" for r in csv.DictReader(fh) if "path" in r}
+            rows = list(csv.DictReader(fh))
+        if rows and not {"path", "label"} <= set(rows[0]):
+            raise UserInputError(f"{path}: not an ooc-bench sample manifest (needs path and label columns); "
+                                 "rename or remove it")
+        return rows
+
+    def _manifest_sources(self) -> dict[str, str]:
+        return {r["path"]: r.get("source_hash", "") or "" for r in self._manifest_rows()}
 
     def fit(self, train: TrainingSet, workdir: Path | None = None) -> "FolderImages":
         from ..data.filehash import hash_files

@@ -95,8 +95,9 @@ class FeatureExtractor(abc.ABC):
         self.passes = 0  # number of extract() calls that ran the network (for tests and benchmarks)
 
     def id(self) -> str:
-        """Hash of the provenance (weights sha, resolution, preprocessing; not local paths)."""
-        stable = {k: v for k, v in self.provenance.items() if k not in ("weights_path",)}
+        """Hash of the provenance (weights sha, resolution, preprocessing; not local paths, so moved files still hit)."""
+        skip = ("weights_path", "weights") if self.provenance.get("weights_sha") else ("weights_path",)
+        stable = {k: v for k, v in self.provenance.items() if k not in skip}
         return config_hash(stable)
 
     @property
@@ -275,7 +276,7 @@ class InceptionExtractor(FeatureExtractor):
         else:
             path = default_inception_weights(timeout=timeout)
             source = INCEPTION_URL
-        import torch_fidelity
+        from importlib.metadata import version
 
         self._path = path
         self._device_name = device
@@ -286,7 +287,7 @@ class InceptionExtractor(FeatureExtractor):
         self.provenance = {"name": self.name, "impl": "torch_fidelity.FeatureExtractorInceptionV3 inception-v3-compat",
                            "feature": "2048", "dim": 2048, "weights": source, "weights_path": str(path),
                            "weights_sha": _sha_of(path), "resolution": INCEPTION_SIZE, "preprocessing": pre,
-                           "dtype": "float32", "torch_fidelity": torch_fidelity.__version__}
+                           "dtype": "float32", "torch_fidelity": version("torch-fidelity")}
 
     def _load(self) -> Any:
         if self._model is None:

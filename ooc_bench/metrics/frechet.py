@@ -38,5 +38,24 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(feats1: np.ndarray, feats2: np.ndarray) -> float:
-    """Fréchet distance between two (N, D) feature sets."""
-    return frechet_distance(*feature_stats(feats1), *feature_stats(feats2))
+    """Fréchet distance between two (N, D) feature sets (mean and unbiased covariance of each).
+
+    When a set has fewer images than dimensions (small biomedical sets: N ~ 100-700, D = 2048) the
+    covariances have rank < N and Tr((S1 S2)^{1/2}) equals the sum of singular values of
+    A1 A2^T / sqrt((n1-1)(n2-1)) (A: centred features) — an n1 x n2 problem instead of two D x D
+    eigendecompositions; same value, far faster. Otherwise the D x D path of :func:`frechet_distance` is used.
+    """
+    a = np.asarray(feats1, np.float64)
+    b = np.asarray(feats2, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"need two (N >= 2, D) feature matrices of equal D, got {a.shape} and {b.shape}")
+    n1, n2, d = len(a), len(b), a.shape[1]
+    if min(n1, n2) >= d:
+        return frechet_distance(*feature_stats(a), *feature_stats(b))
+    mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
+    a1, a2 = a - mu1, b - mu2
+    tr1 = float((a1 * a1).sum() / (n1 - 1))
+    tr2 = float((a2 * a2).sum() / (n2 - 1))
+    tr_covmean = float(np.linalg.svd(a1 @ a2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1)))
+    diff = mu1 - mu2
+    return max(0.0, float(diff @ diff + tr1 + tr2 - 2.0 * tr_covmean))

@@ -13,8 +13,11 @@ def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 estimate between equal-size samples x and y with k(a, b) = (a.b / D + 1)^3."""
-    m = len(x)
-    kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+    return _mmd2_from_kernels(_poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y))
+
+
+def _mmd2_from_kernels(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
+    m = len(kxx)
     sxx = kxx.sum() - np.trace(kxx)
     syy = kyy.sum() - np.trace(kyy)
     return float((sxx + syy) / (m * (m - 1)) - 2.0 * kxy.sum() / (m * m))
@@ -27,16 +30,23 @@ def kid(feats_real: np.ndarray, feats_fake: np.ndarray, subset_size: int | None 
     Subsets are drawn as torch-fidelity does (``np.random.RandomState(seed)``, fake subset then real subset,
     without replacement), so with ``seed`` equal to torch-fidelity's ``rng_seed`` and input1 = fake,
     input2 = real the numbers match ``calculate_metrics(kid=True)``. Works from 2 images per set.
+    The kernel matrices of the full sets are computed once (float64) and each subset reads its block.
     """
     fr, ff = np.asarray(feats_real, np.float64), np.asarray(feats_fake, np.float64)
     n_r, n_f = len(fr), len(ff)
     size = min(n_r, n_f, KID_MAX_SUBSET) if subset_size is None else int(subset_size)
     if size < 2 or size > min(n_r, n_f):
         raise ValueError(f"KID subset size {size} needs 2 <= size <= min(n_real={n_r}, n_fake={n_f})")
+    full = n_r * n_r + n_f * n_f + n_r * n_f <= 3 * 4000 * 4000  # full kernels up to ~400 MB
+    if full:
+        krr, kff, kfr = _poly_kernel(fr, fr), _poly_kernel(ff, ff), _poly_kernel(ff, fr)
     rng = np.random.RandomState(seed)
     vals = np.empty(subsets)
     for i in range(subsets):
-        f = ff[rng.choice(n_f, size, replace=False)]
-        r = fr[rng.choice(n_r, size, replace=False)]
-        vals[i] = mmd2_unbiased(f, r)
+        fi = rng.choice(n_f, size, replace=False)
+        ri = rng.choice(n_r, size, replace=False)
+        if full:
+            vals[i] = _mmd2_from_kernels(kff[np.ix_(fi, fi)], krr[np.ix_(ri, ri)], kfr[np.ix_(fi, ri)])
+        else:
+            vals[i] = mmd2_unbiased(ff[fi], fr[ri])
     return float(vals.mean()), float(vals.std())

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...errors import UserInputError
 
-DEFAULT_SD_TEMPLATE = "{label} cells, {cell_type}, day {day_bucket}"
+DEFAULT_SD_TEMPLATE = "{label} cells, {cell_type}, age: {day_bucket}"
 # The bachelor-thesis prompt ("{good|bad} cells age: {day bucket}"); the brackets drop " age: " when no day is known.
 THESIS_TEMPLATE = "{label} cells[ age: {day_bucket}]"
 
@@ -24,8 +24,11 @@ def template_fields(template: str) -> list[str]:
 
 
 def prompt_fields(label: str, metadata: dict[str, Any] | None) -> dict[str, str]:
-    """The values a template can use: ``label`` (and ``class``), every metadata key, and ``day_bucket`` from ``day``."""
-    fields = {str(k): "" if v is None else str(v).strip() for k, v in (metadata or {}).items()}
+    """The values a template can use: ``label`` (and ``class``), every metadata key, and ``day_bucket`` from ``day``.
+
+    Underscores in values become spaces ("2-3_days" -> "2-3 days").
+    """
+    fields = {str(k): "" if v is None else str(v).replace("_", " ").strip() for k, v in (metadata or {}).items()}
     fields.setdefault("day_bucket", fields.get("day", ""))
     fields["label"] = str(label)
     fields["class"] = str(label)
@@ -51,8 +54,8 @@ def render_prompt(template: str, label: str, metadata: dict[str, Any] | None = N
 
     Rules: a ``[...]`` group is dropped when any field inside it is empty; a comma-separated segment is
     dropped when it uses fields and all of them are empty; whitespace is collapsed and dangling
-    separators are trimmed. So "{label} cells, {cell_type}, day {day_bucket}" renders "good cells" when
-    the image has no metadata, and "good cells, hepatocytes, day 3" when it has.
+    separators are trimmed. So "{label} cells, {cell_type}, age: {day_bucket}" renders "good cells" when
+    the image has no metadata, and "good cells, HepG2, age: 2-3 days" when it has.
     """
     template_fields(template)
     fields = prompt_fields(label, metadata)

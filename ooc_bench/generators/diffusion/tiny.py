@@ -21,6 +21,17 @@ def tiny_clip_tokenizer(model_max_length: int = 77):
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
 
 
+def _latent_scale(vae, seed: int) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    x = F.interpolate(torch.rand((8, 3, 4, 4), generator=g), size=32, mode="bicubic").clamp(0, 1) * 2 - 1
+    with torch.no_grad():
+        std = float(vae.encode(x).latent_dist.mode().std())
+    return round(1.0 / max(std, 1e-6), 5)
+
+
 def make_tiny_sd_pipeline(path: str | Path, seed: int = 0, full_size_unet: bool = False) -> Path:
     """Save a Stable-Diffusion-1.5-shaped pipeline with random weights as a diffusers folder at ``path``.
 
@@ -59,11 +70,12 @@ def make_tiny_sd_pipeline(path: str | Path, seed: int = 0, full_size_unet: bool 
         text_cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                                   num_attention_heads=4, max_position_embeddings=77, bos_token_id=0,
                                   eos_token_id=1, pad_token_id=1, hidden_act="quick_gelu", projection_dim=32)
-    vae.register_to_config(scaling_factor=0.18215)
     with torch.no_grad():  # a near-deterministic posterior (tiny log-variance), as in a trained VAE
         c = vae.config.latent_channels
         vae.quant_conv.weight[c:].zero_()
         vae.quant_conv.bias[c:].fill_(-20.0)
+    # SD's scaling_factor (0.18215) is 1 / std of its latents; do the same for this VAE on smooth random images
+    vae.register_to_config(scaling_factor=0.18215 if full_size_unet else _latent_scale(vae, seed))
     text_encoder = CLIPTextModel(text_cfg)
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)

@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "conditional": True, "condition_on": None,
     "r1_gamma": None, "r1_interval": 16, "pl_weight": 0.0, "pl_interval": 4, "style_mixing": None,
     "lr": 0.0025, "betas": (0.0, 0.99), "ema_kimg": None, "ema_rampup": 0.05,
-    "ada_target": 0.6, "ada_interval": 4, "ada_kimg": None, "fixed_p": None, "augment_pipe": "bgc", "mirror": False,
+    "ada_target": 0.6, "ada_interval": 4, "ada_kimg": 100.0, "fixed_p": None, "augment_pipe": "bgc", "mirror": False,
     "truncation_psi": 1.0, "noise_mode": "const", "checkpoint_kimg": None, "grid_kimg": None,
     "amp": True, "channels_last": True, "fused_modconv": None, "device": "auto", "seed": 0,
     "gan_pkl": None, "allow_pickle": False, "verbose": True, "gen_batch": 1, "num_threads": None,
@@ -142,6 +142,13 @@ class StyleGAN2ADA(Generator):
         from ...hashing import config_hash
 
         return config_hash({"generator": self.name, **{k: v for k, v in self.config.items() if k not in _RUNTIME_ONLY}})
+
+    @property
+    def train_stats(self) -> dict[str, Any]:
+        """Training summary for ``generate.json``: images shown, speed, final ADA probability."""
+        return {"kimg": self.nimg / 1000, "seconds_per_kimg": round(self.seconds_per_kimg, 3)
+                if np.isfinite(self.seconds_per_kimg) else None, "augment_p": round(self.augment_p, 4),
+                "conditions": len(self.cond_table), "pickle": bool(self._nvlabs is not None)}
 
     # ------------------------------------------------------------------ conditioning
     def _build_conditions(self, train: TrainingSet) -> np.ndarray:

@@ -29,7 +29,7 @@ class StyleGAN2Loss:
         self.pl_batch_shrink, self.pl_decay = pl_batch_shrink, pl_decay
         self.pl_mean = torch.zeros([])
         self.autocast = autocast or contextlib.nullcontext
-        self.gen = generator  # CPU torch.Generator for style-mixing choices and augmentation draws
+        self.gen = generator  # CPU torch.Generator for style-mixing draws (None: the seeded global generator)
 
     def _ctx(self):
         return self.autocast() if callable(self.autocast) else self.autocast
@@ -62,7 +62,7 @@ class StyleGAN2Loss:
         (scaler.scale(loss) if scaler else loss).backward()
         return float(loss.detach())
 
-    def g_pl(self, z: torch.Tensor, c: torch.Tensor | None, interval: int) -> float:
+    def g_pl(self, z: torch.Tensor, c: torch.Tensor | None, interval: int, scaler=None) -> float:
         """Path-length regulariser (fp32); backward. Returns the penalty."""
         n = max(1, z.shape[0] // self.pl_batch_shrink)
         img, ws = self.run_G(z[:n], c[:n] if c is not None else None)
@@ -72,7 +72,8 @@ class StyleGAN2Loss:
         self.pl_mean = self.pl_mean.to(lengths.device)
         self.pl_mean = self.pl_mean.lerp(lengths.mean().detach(), self.pl_decay)
         penalty = (lengths - self.pl_mean).square().mean()
-        (penalty * self.pl_weight * interval + img[:, 0, 0, 0].sum() * 0).backward()
+        loss = penalty * self.pl_weight * interval + img[:, 0, 0, 0].sum() * 0
+        (scaler.scale(loss) if scaler else loss).backward()
         return float(penalty.detach())
 
     def d_step(self, real: torch.Tensor, c: torch.Tensor | None, gen_z: torch.Tensor, do_r1: bool, r1_interval: int,

@@ -82,9 +82,7 @@ class Trainer:
         res = int(cfg["resolution"])
         self.r1_gamma = cfg["r1_gamma"] if cfg["r1_gamma"] is not None else default_r1_gamma(res, self.batch)
         self.augment = AugmentPipe(cfg["augment_pipe"], p=cfg["fixed_p"] or 0.0).to(device)
-        ada_kimg = cfg["ada_kimg"]
-        if ada_kimg is None:  # p can go 0 -> 1 within a quarter of the budget (at most 100 kimg)
-            ada_kimg = float(min(100.0, max(0.1, cfg["kimg"] / 4)))
+        ada_kimg = float(cfg["ada_kimg"] or 100.0)
         self.ada = (AdaController(cfg["ada_target"], cfg["ada_interval"], ada_kimg, self.batch)
                     if cfg["fixed_p"] is None and cfg["ada_target"] is not None and self.augment.transforms else None)
         self.amp_dtype = None
@@ -136,7 +134,6 @@ class Trainer:
             "nimg": self.nimg, "iteration": self.iteration, "train_seconds": self.train_seconds,
             "ada": self.ada.state_dict() if self.ada else None, "augment_p": float(self.augment.p),
             "pl_mean": float(self.loss.pl_mean), "optimizers": meta, "arch": self.arch_key(),
-            "numpy_rng": None,
         })
         write_json(root / LATEST, {"checkpoint": d.name, "nimg": self.nimg})
         old = sorted(p for p in root.glob("ckpt-*") if p.is_dir() and p.name != d.name)
@@ -232,7 +229,7 @@ class Trainer:
                     c_fake = onehot(torch.randint(n_data, (self.batch,)))
                     loss_g = self.loss.g_main(z, c_fake, self.scaler)
                     if self.pl_interval and self.iteration % self.pl_interval == 0:
-                        self.stats["pl"] = self.loss.g_pl(z, c_fake, self.pl_interval)
+                        self.stats["pl"] = self.loss.g_pl(z, c_fake, self.pl_interval, self.scaler)
                     self._opt_step(self.opt_G, self.G)
                     # ---- D phase
                     self.G.requires_grad_(False)
@@ -289,7 +286,10 @@ class Trainer:
                 grid_fn(self, self.nimg)
 
     def _opt_step(self, opt: torch.optim.Optimizer, module: torch.nn.Module) -> None:
-        # NaN/Inf guard as in the reference: zero out non-finite gradients
+        # NaN/Inf guard as in the reference: zero out non-finite gradients. With fp16 the scaler first
+        # unscales (recording any overflow, so that step() is skipped and the scale lowered), then we clean.
+        if self.scaler is not None:
+            self.scaler.unscale_(opt)
         for p in module.parameters():
             if p.grad is not None:
                 torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)

@@ -1,0 +1,105 @@
+"""Tests of `ooc-bench generate`: every generator through one command, train-only image access, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from ooc_bench.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models are dispatch-bound: one thread is several times faster than two on a shared 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_sd_dir(tmp_path_factory):
+    from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
+
+    return make_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd-cli") / "pipe")
+
+
+def _cli(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out = capsys.readouterr()
+    return info.value.code, out.out + out.err
+
+
+def _split_rows(out):
+    with open(out / "split.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd_dir, tmp_path, capsys, monkeypatch):
+    import ooc_bench.data.decode as decode
+
+    monkeypatch.setenv("OOC_BENCH_CACHE", str(tmp_path / "fresh-cache"))  # force real decoding
+    seen: list[str] = []
+    real = decode.decode_image
+
+    def spy(ref):
+        seen.append(str(ref))
+        return real(ref)
+
+    monkeypatch.setattr(decode, "decode_image", spy)
+    out = tmp_path / "out"
+    code, text = _cli(["generate", "--generator", "sd-img2img", "--data", str(demo_root), "--out", str(out),
+                       "--sd-model", str(tiny_sd_dir), "--resolution", "32", "--per-class", "2", "--size", "16",
+                       "--steps", "20", "--strength", "0.1", "--param", "guidance_scale=29"], capsys)
+    assert code == 0, text
+    rows = _split_rows(out)
+    train_paths = {str((out / r["path"]).resolve()) for r in rows if r["split"] == "train"}
+    held_hashes = {r["hash"] for r in rows if r["split"] != "train"}
+    assert seen and {str(__import__("pathlib").Path(p).resolve()) for p in seen} <= train_paths
+    with open(out / "manifest.csv", newline="") as fh:
+        manifest = list(csv.DictReader(fh))
+    assert len(manifest) == 4 and all(r["source_hash"] and r["source_hash"] not in held_hashes for r in manifest)
+    summary = json.loads((out / "generate.json").read_text())
+    assert summary["config"]["guidance_scale"] == 29 and summary["config"]["strength"] == 0.1
+    assert (out / "generator" / "config.json").is_file() and "sd-img2img" in text
+
+
+def test_generate_aug_ddpm_folder_per_image_and_params(demo_root, tmp_path, capsys):
+    code, text = _cli(["generate", "-g", "aug", "--data", str(demo_root), "--out", str(tmp_path / "aug"),
+                       "--per-image", "1", "--size", "16", "--seed", "3", "--param", "resolution=16"], capsys)
+    assert code == 0, text
+    s = json.loads((tmp_path / "aug" / "generate.json").read_text())
+    assert s["synthetic_images"] == s["train_images"] and "seed" not in s["config"]
+    code, text = _cli(["generate", "-g", "ddpm", "--data", str(demo_root), "--out", str(tmp_path / "ddpm"),
+                       "--per-class", "1", "--size", "16", "--resolution", "32", "--steps", "2",
+                       "--param", "preset=tiny", "--param", "batch_size=2", "--param", "sample_steps=2"], capsys)
+    assert code == 0, text
+    assert json.loads((tmp_path / "ddpm" / "generate.json").read_text())["train_stats"]["steps"] == 2
+    code, text = _cli(["generate", "-g", "folder", "--data", str(demo_root), "--out", str(tmp_path / "reg"),
+                       "--path", str(tmp_path / "aug"), "--size", "16"], capsys)
+    assert code == 0, text
+    s2 = json.loads((tmp_path / "reg" / "generate.json").read_text())
+    assert s2["synthetic_images"] == s["synthetic_images"]  # default for folder: every image it holds
+
+
+def test_generate_errors_are_one_clear_line(demo_root, tmp_path, capsys):
+    code, text = _cli(["generate", "-g", "sd", "--data", str(demo_root), "--out", str(tmp_path / "x"),
+                       "--sd-model", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "local folder not found" in text and "Traceback" not in text
+    code, text = _cli(["generate", "-g", "sd", "--data", str(demo_root), "--out", str(tmp_path / "x"),
+                       "--sd-model", "stable-diffusion-v1-5/stable-diffusion-v1-5", "--steps", "1"], capsys)
+    assert code == 2 and "--sd-model DIR" in text
+    code, text = _cli(["generate", "-g", "aug", "--data", str(demo_root), "--out", str(tmp_path / "x"),
+                       "--kimg", "5"], capsys)
+    assert code == 2 and "has no option '--kimg'" in text
+    code, text = _cli(["generate", "-g", "aug", "--data", str(demo_root), "--out", str(tmp_path / "x"),
+                       "--per-class", "2", "--per-image", "1"], capsys)
+    assert code == 2 and "not both" in text
+    code, text = _cli(["generate", "-g", "nope", "--data", str(demo_root), "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "unknown generator" in text
