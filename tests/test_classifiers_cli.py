@@ -49,7 +49,7 @@ def cnn_run(demo_root, tmp_path_factory):
 def test_train_cnn_beats_majority_and_writes_outputs(cnn_run):
     rec = json.loads((cnn_run / "record.json").read_text())
     maj = rec["extra"]["majority_class_accuracy"]
-    assert rec["metrics"]["accuracy"] > maj + 0.1, (rec["metrics"], maj)
+    assert rec["metrics"]["accuracy"] > maj + 0.1, (rec["metrics"], maj)  # 0.78 vs 0.50 when written
     assert rec["weights"]["pretrained"] is False and rec["weights"]["source"] == "none"
     assert rec["classes"] == ["bad", "good"] and len(rec["curves"]) >= 1
     assert rec["extra"]["split_hash"] and rec["sizes"]["test"] > 0
