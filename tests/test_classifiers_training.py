@@ -157,3 +157,18 @@ def test_metrics_against_hand_computed_values():
     assert m["roc_auc"] == pytest.approx(14 / 15)
     m3, _ = classification_metrics(np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 1]] * 0.8 + 0.1 / 1.5, ["a", "b", "c"])
     assert 0 < m3["roc_auc"] <= 1 and m3["accuracy"] == 0.75
+
+
+def test_bn_dropout_head_trains_saves_and_loads(tmp_path):
+    model, _ = create_model("mnv3", num_classes=2, pretrained=False, head="bn-dropout")
+    head = model.get_classifier()
+    assert isinstance(head, torch.nn.Sequential) and isinstance(head[0], torch.nn.BatchNorm1d)
+    assert {id(p) for p in _set_trainable(model, "head")} == {id(p) for p in head.parameters()}
+    model.eval()
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
+    with pytest.raises(UserInputError, match="--head"):
+        create_model("cnn", pretrained=False, head="mlp")
+    x, y = _tiny()
+    r = train_classifier((x, y), (x[:8], y[:8]), None, ["a", "b"], _cfg(head="bn-dropout", mode="linear"), seed=0)
+    r.save(tmp_path / "ck")
+    np.testing.assert_allclose(load_checkpoint(tmp_path / "ck").predict_proba(x[:4]), r.predict_proba(x[:4]), atol=1e-6)

@@ -99,6 +99,35 @@ def build_architecture(timm_name: str, num_classes: int, in_chans: int = 3, drop
     return _timm().create_model(timm_name, pretrained=False, **kwargs)
 
 
+HEADS = ("linear", "bn-dropout")
+
+
+def apply_head(model: Any, head: str, num_classes: int, drop: float = 0.5) -> Any:
+    """Replace the final linear layer: "linear" keeps it; "bn-dropout" puts BatchNorm → Dropout(``drop``) → Linear
+    after global average pooling (the Keras transfer-learning head of the source projects)."""
+    from torch import nn
+
+    if head not in HEADS:
+        raise UserInputError(f"invalid --head {head!r}; choose one of {', '.join(HEADS)}")
+    if head == "linear":
+        return model
+    old = model.get_classifier()
+    if not isinstance(old, nn.Linear):
+        raise UserInputError(f"--head {head} needs a model whose classifier is one linear layer; "
+                             f"{type(model).__name__} has {type(old).__name__}")
+    new = nn.Sequential(nn.BatchNorm1d(old.in_features), nn.Dropout(drop), nn.Linear(old.in_features, num_classes))
+    for name, module in model.named_modules():
+        if module is old:
+            parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(parent, name.rpartition(".")[2], new)
+            break
+    if getattr(model, "head", None) is old:  # the built-in CNN
+        model.head = new
+    if model.get_classifier() is not new:
+        raise UserInputError(f"--head {head}: could not replace the classifier of {type(model).__name__}")
+    return model
+
+
 def data_config(model: Any, in_chans: int = 3) -> dict[str, Any]:
     """Normalisation and default input size from the model's pretrained config (timm.data.resolve_data_config)."""
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
@@ -165,12 +194,13 @@ def list_models(num_classes: int = 2) -> list[dict[str, Any]]:
 
 
 def create_model(name: str, num_classes: int = 2, pretrained: bool | str = False, weights: Any = None,
-                 in_chans: int = 3, drop_rate: float | None = None, **timm_kwargs: Any):
+                 in_chans: int = 3, drop_rate: float | None = None, head: str = "linear", **timm_kwargs: Any):
     """Build a classifier by alias or timm name, with weights from ``weights`` (a file, or a JSON mapping
     model → file), the Hugging Face cache/hub (``pretrained=True``), or random init.
 
     ``pretrained``: True → ImageNet weights are required (WeightsUnavailableError when none can be had);
     "optional" → use them when obtainable, else random init; False → random init (unless ``weights`` is given).
+    ``head``: "linear" (the model's own) or "bn-dropout" (BatchNorm → Dropout → Linear, see apply_head).
     Returns ``(model, ModelInfo)``; the model is on the CPU in train mode.
     """
     from .weights import load_weights
@@ -184,7 +214,10 @@ def create_model(name: str, num_classes: int = 2, pretrained: bool | str = False
         raise UserInputError(f"pretrained must be true, false or 'optional', got {pretrained!r}")
     want = {"true": True, "false": False}.get(want, want) if isinstance(want, str) else want
     timm_name = resolve_model_name(name, pretrained=bool(want) or weights is not None)
+    if head not in HEADS:
+        raise UserInputError(f"invalid --head {head!r}; choose one of {', '.join(HEADS)}")
     model, source, sha, notes = load_weights(name, timm_name, num_classes, in_chans, want, weights, drop_rate, timm_kwargs)
+    apply_head(model, head, num_classes, 0.5 if drop_rate is None else drop_rate)
     dc = data_config(model, in_chans)
     info = ModelInfo(name=str(name), timm_name=timm_name, pretrained_source=source, input_size=dc["input_size"],
                      mean=dc["mean"], std=dc["std"], interpolation=dc["interpolation"], n_params=count_params(model),

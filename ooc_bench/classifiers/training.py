@@ -33,7 +33,8 @@ class TrainConfig:
     at least 1) and then all layers for the remaining epochs at ``lr * stage2_lr_factor``.
     ``early_stopping``: the validation metric to monitor ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc",
     "loss") or None to keep the last epoch; the best epoch's weights are restored at the end of each stage.
-    ``img_size`` None uses the model's default input size; ``pretrained`` True/"optional"/False (see create_model).
+    ``img_size`` None uses the model's default input size; ``pretrained`` True/"optional"/False (see create_model);
+    ``head`` "linear" or "bn-dropout" (GAP → BatchNorm → Dropout → Linear, the Keras recipe of the source projects).
     """
 
     model: str = "cnn"
@@ -57,6 +58,7 @@ class TrainConfig:
     stage1_epochs: int | None = None
     stage2_lr_factor: float = 0.1
     drop_rate: float | None = None
+    head: str = "linear"
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
@@ -233,7 +235,7 @@ class TrainResult:
         """What is needed to rebuild the network and preprocess images (saved as model_config.json)."""
         return {"format": CHECKPOINT_FORMAT, "model": self.info.name, "timm_name": self.info.timm_name,
                 "num_classes": len(self.classes), "classes": list(self.classes), "in_chans": self.info.in_chans,
-                "drop_rate": self.config.drop_rate, "preprocess": self.preprocess.to_dict()}
+                "drop_rate": self.config.drop_rate, "head": self.config.head, "preprocess": self.preprocess.to_dict()}
 
     def record(self) -> dict[str, Any]:
         """JSON-able record: metrics, val metrics, confusion matrices, curves, config, seed, versions, weight provenance, timings."""
@@ -271,7 +273,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> TrainResult:
     import torch
     from safetensors.torch import load_file
 
-    from .registry import build_architecture, count_params
+    from .registry import apply_head, build_architecture, count_params
 
     root = Path(path)
     cfg_path = root / "model_config.json"
@@ -281,6 +283,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> TrainResult:
     mc = json.loads(cfg_path.read_text())
     with torch.device("cpu"):
         model = build_architecture(mc["timm_name"], mc["num_classes"], mc.get("in_chans", 3), mc.get("drop_rate"))
+        drop = mc.get("drop_rate")
+        apply_head(model, mc.get("head", "linear"), mc["num_classes"], 0.5 if drop is None else drop)
     model.load_state_dict(load_file(str(root / "model.safetensors")), strict=True)
     model.to(device).eval()
     pre = Preprocess.from_dict(mc["preprocess"])
@@ -410,7 +414,7 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
         torch.backends.cudnn.benchmark = True
 
     model, info = create_model(cfg.model, num_classes=k, pretrained=cfg.pretrained, weights=cfg.weights,
-                               in_chans=cfg.in_chans, drop_rate=cfg.drop_rate)
+                               in_chans=cfg.in_chans, drop_rate=cfg.drop_rate, head=cfg.head)
     img_size = int(cfg.img_size or info.input_size)
     if img_size < info.min_size:
         raise UserInputError(f"--img-size {img_size} is too small for {cfg.model!r} ({info.timm_name}): it needs at "

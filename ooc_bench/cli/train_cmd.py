@@ -35,6 +35,8 @@ def train(
     patience: int = typer.Option(5, "--patience"),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Flips, 90° rotations, small affine on the device."),
     color_jitter: float = typer.Option(0.0, "--color-jitter", help="Brightness/contrast jitter strength (0 = off)."),
+    head: str = typer.Option("linear", "--head", help="linear (the model's own) | bn-dropout (GAP → BatchNorm → Dropout → Dense)."),
+    drop_rate: Optional[float] = typer.Option(None, "--drop-rate", help="Dropout before the classifier (default: the model's; bn-dropout 0.5)."),
     in_chans: int = typer.Option(3, "--in-chans", help="3 (greyscale replicated) or 1 (timm adapts the first conv)."),
     seed: int = typer.Option(0, "--seed"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Local weights file (.safetensors/.pth) or JSON mapping model → file."),
@@ -59,7 +61,8 @@ def train(
                       class_weighted=class_weighted, early_stopping=None if early_stopping == "none" else early_stopping,
                       patience=patience, pretrained=_pretrained_value(no_pretrained, pretrained_optional),
                       weights=str(weights) if weights else None, augment=augment, color_jitter=color_jitter,
-                      in_chans=in_chans, stage1_epochs=stage1_epochs, device=device, amp=amp)
+                      in_chans=in_chans, stage1_epochs=stage1_epochs, head=head, drop_rate=drop_rate,
+                      device=device, amp=amp)
     cfg.validate()
 
     def progress(row: dict) -> None:
