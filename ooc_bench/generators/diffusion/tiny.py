@@ -39,7 +39,9 @@ def make_tiny_sd_pipeline(path: str | Path, seed: int = 0, full_size_unet: bool 
     ``CLIPTextModel``, ``CLIPTokenizer``, ``PNDMScheduler`` with SD 1.5's settings; no safety checker),
     so loading it takes exactly the code path of a real model. The tiny version (default) has a
     32-channel UNet with one cross-attention level, a VAE that downsamples by 2 and a 2-layer text
-    encoder; its natural resolution is 32 px. ``full_size_unet=True`` builds SD 1.5's real dimensions
+    encoder; its natural resolution is 32 px. Like a trained VAE, its posterior is near-deterministic and
+    its ``scaling_factor`` gives unit-variance latents (so img2img noise levels mean what they mean in SD).
+    ``full_size_unet=True`` builds SD 1.5's real dimensions
     (860 M-parameter UNet, full VAE, CLIP ViT-L/14 text encoder) for GPU throughput benchmarks.
     Returns ``path``.
     """
