@@ -61,6 +61,21 @@ def main() -> None:
     from ooc_bench.metrics import extractors as _ext
 
     torch.set_num_threads(args.threads)
+    import torch_fidelity.metrics as tfm
+
+    clock = {"tf_extract": 0.0, "tf_fid_math": 0.0, "ours_extract": 0.0}
+
+    def timed(fn, slot):
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                clock[slot] += time.perf_counter() - t
+        return wrapper
+
+    tfm.extract_featuresdict_from_input_id_cached = timed(tfm.extract_featuresdict_from_input_id_cached, "tf_extract")
+    tfm.fid_statistics_to_metric = timed(tfm.fid_statistics_to_metric, "tf_fid_math")
     work = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     weights = random_inception_weights(work / "inception-random.pth", seed=0)
     rng = np.random.default_rng(0)
@@ -84,6 +99,7 @@ def main() -> None:
     def ours(cache: FeatureCache) -> tuple[list[tuple[float, float]], int]:
         _ext._SHA_MEMO.clear()  # every run hashes the weights file, as a new process would
         ext = create_extractor("inception", weights=str(weights), resize="torch-fidelity")
+        ext.extract = timed(ext.extract, "ours_extract")
         real = (_read(work / "real"), None)
         out = []
         for d in sets:
@@ -93,8 +109,9 @@ def main() -> None:
             out.append((v["fid"], v["kid_mean"]))
         return out, ext.passes
 
-    t_base, t_cold, t_warm = [], [], []
+    t_base, t_cold, t_warm, split = [], [], [], []
     for rep in range(args.repeats):
+        clock.update(dict.fromkeys(clock, 0.0))
         t0 = time.perf_counter()
         ref = baseline()
         t_base.append(time.perf_counter() - t0)
@@ -105,6 +122,7 @@ def main() -> None:
         t0 = time.perf_counter()
         warm, passes_warm = ours(cache)
         t_warm.append(time.perf_counter() - t0)
+        split.append(dict(clock))
         print(f"repeat {rep}: torch-fidelity {t_base[-1]:.1f}s, ooc-bench cold {t_cold[-1]:.1f}s "
               f"({passes_cold} passes), warm {t_warm[-1]:.2f}s ({passes_warm} passes)", flush=True)
 
@@ -117,6 +135,11 @@ def main() -> None:
     print(f"feature passes: torch-fidelity {2 * args.sets}, ooc-bench cold {args.sets + 1}, warm 0")
     print(f"median time: torch-fidelity {mb:.1f}s | ooc-bench cold {mc:.1f}s ({mb / mc:.2f}x faster) | "
           f"warm {mw:.2f}s ({mb / mw:.1f}x faster)")
+    med = {k: statistics.median(c[k] for c in split) for k in clock}
+    print(f"median feature-extraction time: torch-fidelity {med['tf_extract']:.1f}s ({2 * args.sets} passes) | "
+          f"ooc-bench cold {med['ours_extract']:.1f}s ({args.sets + 1} passes) "
+          f"({med['tf_extract'] / med['ours_extract']:.2f}x); torch-fidelity FID linear algebra "
+          f"(2048x2048 eigvals per set) {med['tf_fid_math']:.1f}s")
     print(f"max relative difference vs torch-fidelity: FID {rel_fid:.2e}, KID {rel_kid:.2e}")
     for s, (a, b) in enumerate(zip(cold, ref)):
         print(f"  set {s}: FID {a[0]:.6g} (tf {b[0]:.6g})  KID {a[1]:.6g} (tf {b[1]:.6g})")
