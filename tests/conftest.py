@@ -1,4 +1,4 @@
-"""Test-wide settings: offline hub, a private cache folder, one torch thread per test process."""
+"""Test-wide settings (offline hub, a private cache folder, one torch thread) and fixtures shared by several areas."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("OOC_BENCH_TEST", "1")
+# Tiny test models are dispatch-bound: one thread is several times faster than two on a 2-core machine.
+# Matrix jobs (also in worker processes) read the same setting, so all executors give identical numbers.
+os.environ["OOC_BENCH_THREADS"] = "1"
 
 import pytest  # noqa: E402
 
@@ -17,7 +20,7 @@ def _isolated_cache(tmp_path_factory):
     os.environ["OOC_BENCH_CACHE"] = str(tmp_path_factory.mktemp("ooc-cache"))
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(1)
     yield
 
 
@@ -29,3 +32,11 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "ooc_demo"
     make_demo(root, seed=0, n_images=160, size=64)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory):
+    """A tiny random SD-1.5-shaped diffusers folder (32 px), built once per test session."""
+    from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
+
+    return make_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipe")

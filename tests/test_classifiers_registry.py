@@ -9,14 +9,6 @@ from ooc_bench.classifiers import ALIASES, create_model, list_models, resolve_mo
 from ooc_bench.errors import UserInputError, WeightsUnavailableError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_every_alias_builds_with_sizes_and_params():
     rows = {r["alias"]: r for r in list_models(num_classes=2)}
     assert set(rows) == set(ALIASES)

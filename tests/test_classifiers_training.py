@@ -15,14 +15,6 @@ from ooc_bench.classifiers.training import _set_trainable
 from ooc_bench.errors import UserInputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _tiny(n=24, size=16, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2

@@ -11,19 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ooc_bench.cli import main
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``ooc-bench ARGS`` in-process the way the console script does; return (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    assert "Traceback" not in out.out + out.err
-    return code, out.out, out.err
+from .cli_helpers import run_cli
 
 
 def _png(path: Path, seed: int) -> Path:

@@ -5,35 +5,13 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
-import pytest
 
-from ooc_bench.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models are dispatch-bound: one thread is several times faster than two on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny_sd_dir(tmp_path_factory):
-    from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
-
-    return make_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd-cli") / "pipe")
+from .cli_helpers import run_cli
 
 
 def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out = capsys.readouterr()
-    return info.value.code, out.out + out.err
+    code, out, err = run_cli(capsys, *argv)
+    return code, out + err
 
 
 def _split_rows(out):
@@ -41,7 +19,7 @@ def _split_rows(out):
         return list(csv.DictReader(fh))
 
 
-def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd_dir, tmp_path, capsys, monkeypatch):
+def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd, tmp_path, capsys, monkeypatch):
     import ooc_bench.data.decode as decode
 
     monkeypatch.setenv("OOC_BENCH_CACHE", str(tmp_path / "fresh-cache"))  # force real decoding
@@ -55,7 +33,7 @@ def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd_dir, tmp_pa
     monkeypatch.setattr(decode, "decode_image", spy)
     out = tmp_path / "out"
     code, text = _cli(["generate", "--generator", "sd-img2img", "--data", str(demo_root), "--out", str(out),
-                       "--sd-model", str(tiny_sd_dir), "--resolution", "32", "--per-class", "2", "--size", "16",
+                       "--sd-model", str(tiny_sd), "--resolution", "32", "--per-class", "2", "--size", "16",
                        "--steps", "20", "--strength", "0.1", "--param", "guidance_scale=29"], capsys)
     assert code == 0, text
     rows = _split_rows(out)

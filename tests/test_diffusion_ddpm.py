@@ -13,17 +13,6 @@ from ooc_bench.generators import TrainingSet, create_generator, load_generator
 CFG = dict(resolution=32, preset="tiny", batch_size=4, checkpoint_every=2, sample_every=0, sample_steps=3, sample_batch=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models are dispatch-bound: one thread is several times faster than two on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     from sklearn.datasets import load_digits

@@ -13,25 +13,6 @@ from ooc_bench.generators import TrainingSet, create_generator, load_generator
 RES = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models are dispatch-bound: one thread is several times faster than two on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def tiny_sd(tmp_path_factory):
-    """One tiny pipeline folder per test session (shared with other test modules)."""
-    from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
-
-    return make_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipe")
-
-
 @pytest.fixture(scope="module")
 def cells():
     """Six real 32 px images (skimage), two classes, with metadata on some images only."""

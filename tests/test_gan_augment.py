@@ -6,15 +6,6 @@ import torch
 from ooc_bench.generators.stylegan.augment import ALL_TRANSFORMS, AdaController, AugmentPipe, resolve_transforms
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest single-threaded (and a shared CI box is not oversubscribed)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_p_zero_is_identity():
     x = torch.randn(8, 3, 16, 16)
     pipe = AugmentPipe("bgc", p=0.0)

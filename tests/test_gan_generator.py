@@ -15,17 +15,6 @@ TINY = dict(resolution=16, channel_base=128, channel_max=16, z_dim=16, w_dim=16,
             batch_size=8, kimg=0.016, verbose=False, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks run fastest single-threaded (and a shared CI box is not oversubscribed)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _train_set(n=24, classes=("bad", "good"), metadata=None):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(n, 16, 16, 3), dtype=np.uint8)
@@ -35,15 +24,8 @@ def _train_set(n=24, classes=("bad", "good"), metadata=None):
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        wd = tmp_path_factory.mktemp("gan_fit")
-        gen = create_generator("gan", **TINY).fit(_train_set(), wd)
-    finally:
-        torch.set_num_threads(before)
+    wd = tmp_path_factory.mktemp("gan_fit")
+    gen = create_generator("gan", **TINY).fit(_train_set(), wd)
     return gen, wd
 
 

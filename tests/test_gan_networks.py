@@ -9,15 +9,6 @@ from ooc_bench.generators.stylegan.networks import Discriminator, Generator
 TINY = dict(channel_base=256, channel_max=16)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors run fastest single-threaded (and a shared CI box is not oversubscribed)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("res", [32, 64, 128])
 def test_shapes_at_several_resolutions(res):
     torch.manual_seed(0)

@@ -20,21 +20,6 @@ def working_size(config: TrainConfig) -> int:
     return int(model_summary(config.model, pretrained=bool(config.pretrained))["input_size"])
 
 
-def open_dataset(data: str | os.PathLike, layout: str | None = None, split: str | os.PathLike | None = None,
-                 seed: int = 0) -> Any:
-    """The dataset with a train/val/test split: from ``split`` (a split manifest CSV) when given, else the dataset's
-    own split, else ``make_split(dataset, seed=seed)``."""
-    from ..data import load_dataset, make_split, read_split_manifest
-
-    if split is not None:
-        ds = read_split_manifest(split)
-    else:
-        ds = load_dataset(data, layout=layout)
-    if not ds.has_splits:
-        ds = make_split(ds, seed=seed)
-    return ds
-
-
 def _load_extra(extra: str | os.PathLike) -> Any:
     """Class folders of extra images; unlike a dataset, a single class (e.g. synthetic minority images) is fine."""
     from ..data import Dataset, ImageRecord, load_dataset
@@ -73,10 +58,10 @@ def train_on_dataset(data: str | os.PathLike, config: TrainConfig, seed: int = 0
                      split: str | os.PathLike | None = None, extra_train: str | os.PathLike | None = None,
                      cache: Any = None, progress: Callable[[dict], None] | None = None) -> TrainResult:
     """Train on the train split (+ ``extra_train``), early-stop on val, evaluate on test; provenance in ``result.extra``."""
-    from ..data import ImageCache, manifest_hash, split_arrays
+    from ..data import ImageCache, manifest_hash, open_split, split_arrays
 
     cache = cache or ImageCache()
-    ds = open_dataset(data, layout, split, seed)
+    ds, _ = open_split(data, layout=layout, split=split, seed=seed)
     size = working_size(config)
     x_tr, y_tr = split_arrays(ds, "train", size, cache)
     x_va, y_va = split_arrays(ds, "val", size, cache)

@@ -60,18 +60,12 @@ def build_generator(name: str, config: dict[str, Any], given: dict[str, str]) ->
 
 def load_split_dataset(data: Optional[Path], layout: Optional[str], split: Optional[Path], console: Any = None) -> Any:
     """The dataset with a train/val/test split: ``--split`` manifest, a pre-split layout, or a fresh seeded split."""
-    from ..data import load_dataset, make_split, read_split_manifest
+    from ..data import open_split
 
-    if split is not None:
-        return read_split_manifest(split)
-    if data is None:
-        raise UserInputError("pass --data PATH (a dataset) or --split SPLIT.csv (a split manifest)")
-    ds = load_dataset(data, layout=layout)
-    if not ds.has_splits:
-        ds = make_split(ds)
-        if console is not None:
-            console.print("[yellow]note:[/] the dataset has no split; made a stratified one (seed 0). For a split "
-                          "shared by all stages run `ooc-bench data split` and pass --split.", highlight=False)
+    ds, made = open_split(data, layout=layout, split=split)
+    if made and console is not None:
+        console.print("[yellow]note:[/] the dataset has no split; made a stratified one (seed 0). For a split "
+                      "shared by all stages run `ooc-bench data split` and pass --split.", highlight=False)
     return ds
 
 

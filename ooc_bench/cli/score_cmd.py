@@ -79,7 +79,7 @@ def score_command(
     """Score synthetic images against a real split: FID, KID, PRDC and near-copy share, overall and per class."""
     from rich.console import Console
 
-    from ..data import ImageCache, RESIZE_POLICY, load_dataset, make_split, manifest_hash, split_arrays
+    from ..data import ImageCache, RESIZE_POLICY, manifest_hash, open_split, split_arrays
     from ..errors import UserInputError
     from ..hashing import config_hash
     from ..metrics import FeatureCache, create_extractor, parse_metrics, resolve_extractor_name, rows_table, score, write_rows
@@ -91,9 +91,7 @@ def score_command(
         raise UserInputError(f"--out {out}: must end in .json or .csv")
     if split not in ("train", "val", "test"):
         raise UserInputError(f"--split {split!r}: choose test, val or train")
-    ds = load_dataset(real, layout=layout)
-    if not ds.has_splits:
-        ds = make_split(ds, seed=seed)
+    ds, _ = open_split(real, layout=layout, seed=seed)
     images_cache = ImageCache()
     xr, yr = split_arrays(ds, split, size, images_cache)
     need_train = "nearcopy" in wanted or name == "domain"

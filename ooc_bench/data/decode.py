@@ -114,7 +114,6 @@ def _to_uint8(a: np.ndarray, source: str) -> np.ndarray:
 
 
 def _pil_to_rgb8(im, source: str) -> np.ndarray:
-    from PIL import Image
 
     mode = im.mode
     if mode == "P":

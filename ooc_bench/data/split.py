@@ -266,3 +266,23 @@ def split_summary(dataset: Dataset) -> dict[str, dict[str, int]]:
     for (s, c), n in sorted(Counter((r.split or "all", r.label) for r in dataset.records).items()):
         out[s][c] = n
     return dict(out)
+
+
+def open_split(data: str | os.PathLike | None, layout: str | None = None, split: str | os.PathLike | None = None,
+               seed: int = 0) -> tuple[Dataset, bool]:
+    """The dataset with a train/val/test split, and whether this call made that split.
+
+    From ``split`` (a split manifest CSV) when given, else the dataset's own split, else a fresh stratified
+    ``make_split(dataset, seed=seed)``. One rule for every command that reads a dataset.
+    """
+    from .layouts import load_dataset
+
+    if split is not None:
+        ds = read_split_manifest(split)
+    elif data is None:
+        raise UserInputError("pass --data PATH (a dataset) or --split SPLIT.csv (a split manifest)")
+    else:
+        ds = load_dataset(data, layout=layout)
+    if ds.has_splits:
+        return ds, False
+    return make_split(ds, seed=seed), True
