@@ -86,6 +86,8 @@ def test_protocol_counts():
     (BASE.replace("[generators.gan]", "[generators.nope]"), "unknown generator 'nope'"),
     (BASE.replace("[models.cnn]", "[models.notamodel123]"), "notamodel123"),
     (BASE.replace("ratios = [0, 0.5, 1.0]", "ratios = [0, -1]"), "out of range"),
+    (BASE.replace("ratios = [0, 0.5, 1.0]", "protocols = ['add', 'replace']\nratios = [0, 1.5]"),
+     "ratio 1.5 out of range for protocol replace"),
     (BASE.replace("[data]", "[data]\nsplit = 'weird'"), "valid: official, stratified, grouped"),
     (BASE.replace("epochs = 2", "epochs = 2\nepochz = 3"), "unknown key(s) epochz in [models.cnn]"),
 ])

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from ooc_bench.matrix import stages as stages_mod
 from ooc_bench.matrix.report import print_tables
 from ooc_bench.matrix.run import run_benchmark
 
+from .cli_helpers import run_cli
 from .matrix_fixtures import make_digits_dataset, write_spec
 
 
@@ -96,16 +98,26 @@ def test_second_run_computes_nothing_and_one_parameter_recomputes_only_its_cells
     assert len({(r["ratio"], r["seed"]) for r in _rows(work / "downstream.csv")}) == 6  # only the current plan's cells
 
 
-def test_nested_subsets_across_ratios(reference_run):
+def test_nested_subsets_across_ratios(reference_run, tmp_path):
+    """A smaller ratio's synthetic images are exactly the first images of the larger sample set, per class:
+    sampling fewer images from the fitted generator reproduces the prefix, and cells read that prefix."""
+    from PIL import Image
+
+    from ooc_bench.generators import SampleSet, load_generator
     from ooc_bench.matrix.stages import load_samples
     from ooc_bench.matrix.store import RunPaths
 
     paths = RunPaths(reference_run)
     key = next((reference_run / "artifacts" / "sample").iterdir()).name
-    small, _, src_small = load_samples(paths, key, ["eight", "three"], {"eight": 5, "three": 5}, 16)
-    big, _, src_big = load_samples(paths, key, ["eight", "three"], {"eight": 10, "three": 10}, 16)
-    assert (big[:5] == small[:5]).all() and (big[10:15] == small[5:]).all()
-    assert src_big[:5] == src_small[:5]
+    fit_key = next((reference_run / "artifacts" / "fit").iterdir()).name
+    full = SampleSet.load(paths.artifact_dir("sample", key))
+    small = load_generator(paths.artifact_dir("fit", fit_key)).sample(3, tmp_path / "small", seed=0, size=16)
+    for c in ("eight", "three"):
+        assert [r["hash"] for r in small.rows if r["label"] == c] == [r["hash"] for r in full.rows if r["label"] == c][:3]
+    images, labels, sources = load_samples(paths, key, ["eight", "three"], {"eight": 3, "three": 3}, 16)
+    expected = [np.asarray(Image.open(p).convert("RGB")) for c in ("eight", "three") for p in small.paths(c)]
+    assert (images == np.stack(expected)).all() and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert sources == [r["source_hash"] for c in ("eight", "three") for r in small.rows if r["label"] == c]
 
 
 def test_report_reproduces_tables_from_csvs_alone(reference_run, tmp_path):
@@ -126,10 +138,9 @@ def test_report_reproduces_tables_from_csvs_alone(reference_run, tmp_path):
     assert (only_csv / "tables" / "downstream.tex").read_text() == (reference_run / "tables" / "downstream.tex").read_text()
 
 
-def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path):
-    res = CliRunner().invoke(app, ["report", str(tmp_path)])
-    assert res.exit_code != 0
-    assert "quality.csv not found" in str(res.exception) or "not found" in res.output
+def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "report", tmp_path)
+    assert code == 2 and "quality.csv not found" in err and "ooc-bench run" in err
 
 
 def _cli(args: list[str], **kw) -> subprocess.Popen:

@@ -29,7 +29,6 @@ def run_job_in_worker(job_dict: dict[str, Any], run_root: str, gpu: int | None =
     """Entry point inside a worker process or Slurm job: pin the GPU, run the job, return its record."""
     if gpu is not None:
         os.environ["OOC_BENCH_DEVICE"] = f"cuda:{gpu}"
-    os.environ.setdefault("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "0"))
     job = Job(kind=job_dict["kind"], key=job_dict["key"], label=job_dict["label"], params=job_dict["params"],
               deps=tuple(job_dict["deps"]))
     return execute_job(job, run_root)
@@ -69,13 +68,8 @@ class Runner:
         self.on_record = on_record or (lambda job, rec: None)
 
     def pending(self, wave: list[Job]) -> list[Job]:
-        """Jobs of a wave without a done/skipped/failed record (failed ones were retried at the start of the run)."""
-        out = []
-        for j in wave:
-            rec = read_record(self.paths, j.kind, j.key)
-            if rec is None:
-                out.append(j)
-        return out
+        """Jobs of a wave without a record (failed records were removed at the start of the run, to be retried)."""
+        return [j for j in wave if read_record(self.paths, j.kind, j.key) is None]
 
     def run(self, plan: Plan, retry_failed: bool = True) -> None:
         """Execute every wave; within a wave retry jobs whose worker died (no record), up to ``max_retries`` times."""
@@ -85,7 +79,7 @@ class Runner:
                 if rec is not None and rec.get("status") == "failed":
                     self.paths.record_path(j.kind, j.key).unlink(missing_ok=True)
         for wave in plan.waves():
-            for attempt in range(self.max_retries + 1):
+            for _ in range(self.max_retries + 1):
                 todo = self.pending(wave)
                 if not todo:
                     break
@@ -138,8 +132,9 @@ class Runner:
         ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
         params = dict(self.slurm_config)
         params.setdefault("timeout_min", 240)
-        params.setdefault("slurm_array_parallelism", max(self.jobs, 1)) if cluster == "slurm" else None
-        if cluster == "local":
+        if cluster == "slurm":
+            params.setdefault("slurm_array_parallelism", self.jobs)
+        else:  # submitit's local executor takes no slurm_* parameters
             params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
             params.setdefault("gpus_per_node", 0)
         ex.update_parameters(name="ooc-bench", **params)

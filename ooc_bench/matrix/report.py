@@ -191,6 +191,17 @@ def write_tables(run_dir: Path, latex: bool = True, markdown: bool = True, metri
     return written
 
 
+def _save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write atomically as PNG, close; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_plots(run_dir: Path, metric: str = "accuracy") -> list[Path]:
     """accuracy-vs-ratio per model (CI bands) and FID vs Δaccuracy, as PNGs under plots/."""
     import matplotlib
@@ -224,12 +235,7 @@ def write_plots(run_dir: Path, metric: str = "accuracy") -> list[Path]:
         ax.set_ylabel(f"test {metric} (mean, 95 % CI)")
         ax.set_title(model)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / f"{metric}_vs_ratio_{model}.png"
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save_figure(fig, out_dir / f"{metric}_vs_ratio_{model}.png"))
     fid = {r["generator"]: _f(r["value"]) for r in res["quality"] if r["metric"] == "fid" and r["class"] == "all"}
     pts = [(fid[r["generator"]], _f(r["delta"]), r) for r in summ if r["generator"] in fid and r.get("delta") not in ("", None)]
     if pts:
@@ -241,12 +247,7 @@ def write_plots(run_dir: Path, metric: str = "accuracy") -> list[Path]:
         ax.set_xlabel(f"FID ({next(r['extractor'] for r in res['quality'] if r['metric'] == 'fid')} features)")
         ax.set_ylabel(f"Δ {metric} vs real only")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / f"fid_vs_delta_{metric}.png"
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        written.append(p)
+        written.append(_save_figure(fig, out_dir / f"fid_vs_delta_{metric}.png"))
     return written
 
 
@@ -267,8 +268,4 @@ def write_sample_grid(out: Path, columns: dict[str, dict[str, list[Path]]], per_
             if j < len(paths):
                 ax.imshow(Image.open(paths[j]).convert("RGB"))
         axes[i][0].set_title(f"{src} · {cls}", fontsize=7, loc="left")
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return out
+    return _save_figure(fig, out, dpi=100)

@@ -123,8 +123,10 @@ def provenance(spec: BenchmarkSpec, split: SplitInfo, plan: Plan, run_root: Path
     }
 
 
-def _sample_grid(spec: BenchmarkSpec, plan: Plan, run_root: Path) -> Path | None:
+def _sample_grid(plan: Plan, run_root: Path) -> Path:
+    """plots/samples.png: a few real training images and a few images of every finished sample set, per class."""
     from ..data import read_split_manifest
+    from ..generators import SampleSet
     from .report import write_sample_grid
 
     paths = RunPaths(run_root)
@@ -136,8 +138,6 @@ def _sample_grid(spec: BenchmarkSpec, plan: Plan, run_root: Path) -> Path | None
         rec = read_record(paths, "sample", j.key)
         if not rec or rec.get("status") != "done":
             continue
-        from ..generators import SampleSet
-
         ss = SampleSet.load(paths.artifact_dir("sample", j.key))
         cols[j.params["generator"]] = {c: ss.paths(c, 6) for c in ds.classes}
     if any(str(p).find("#") >= 0 for v in cols["real (train)"].values() for p in v):
@@ -161,7 +161,6 @@ def run_benchmark(spec: BenchmarkSpec, out: str | Path | None = None, dry_run: b
     console.print(plan_table(plan, run_root))
     if dry_run:
         return run_root
-    runner_kw: dict[str, Any] = {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[last]}"), console=console, transient=False) as progress:
         todo = sum(1 for _, s, _ in job_states(plan, run_root) if s not in ("done", "skipped"))
@@ -174,8 +173,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | Path | None = None, dry_run: b
             if status == "failed":
                 progress.console.print(f"[red]failed:[/] {job.label}: {rec.get('error')}", highlight=False)
 
-        runner_kw["on_record"] = on_record
-        Runner(run_root, executor=executor, jobs=jobs, slurm_config=load_slurm_config(slurm_config), **runner_kw).run(plan)
+        Runner(run_root, executor=executor, jobs=jobs, slurm_config=load_slurm_config(slurm_config),
+               on_record=on_record).run(plan)
     keys = {j.key for j in plan.jobs}
     write_results(run_root, keys)
     write_json(run_root / "provenance.json", provenance(spec, split, plan, run_root, time.time() - t0))
@@ -183,7 +182,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | Path | None = None, dry_run: b
     if plots:
         write_plots(run_root)
         try:
-            _sample_grid(spec, plan, run_root)
+            _sample_grid(plan, run_root)
         except Exception as exc:  # noqa: BLE001 - a missing image must not hide the results
             console.print(f"[yellow]sample grid not written: {exc}[/]")
     states = job_states(plan, run_root)

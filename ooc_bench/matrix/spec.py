@@ -212,10 +212,11 @@ def validate_spec(spec: BenchmarkSpec) -> None:
     for p in spec.protocols:
         if p not in PROTOCOLS:
             raise UserInputError(f"{src}: unknown protocol {p!r}; valid protocols: {', '.join(PROTOCOLS)}")
-    for p, rs in [("ratios", spec.ratios)] + list(spec.ratios_by_protocol.items()):
-        for r in rs:
-            if r < 0 or (r > 1 and spec.protocols == ["replace"]):
-                raise UserInputError(f"{src}: ratio {r} out of range in {p} (add: r >= 0; replace: 0 <= r <= 1)")
+    for p in spec.protocols:
+        for r in spec.ratios_for(p):
+            if r < 0 or (r > 1 and p == "replace"):
+                raise UserInputError(f"{src}: ratio {r} out of range for protocol {p} (add, synthetic-only: r >= 0; "
+                                     "replace: 0 <= r <= 1)")
     if not spec.seeds:
         raise UserInputError(f"{src}: no seeds; use --seeds 5 or --seeds 7921,2048")
     policy = spec.data.get("split", "official")

@@ -95,30 +95,41 @@ def run_sample(job: Job, paths: RunPaths) -> dict[str, Any]:
     return {"generator": p["generator"], "n_per_class": p["n_per_class"], "content_hash": content}
 
 
+@lru_cache(maxsize=8)
+def _sample_arrays(sample_dir: str, size: int) -> tuple[np.ndarray, dict[str, np.ndarray], list[str], str]:
+    """A whole sample set decoded once per process: images in manifest order, row indices per class, source hashes."""
+    from PIL import Image
+
+    from ..data import resize_square
+    from ..generators import SampleSet
+
+    sample_set = SampleSet.load(Path(sample_dir))
+    images = np.zeros((len(sample_set.rows), size, size, 3), np.uint8)
+    for i, r in enumerate(sample_set.rows):
+        with Image.open(sample_set.root / r["path"]) as im:
+            images[i] = resize_square(np.asarray(im.convert("RGB")), size)
+    by_class: dict[str, list[int]] = {}
+    for i, r in enumerate(sample_set.rows):
+        by_class.setdefault(r["label"], []).append(i)
+    sources = [r.get("source_hash", "") for r in sample_set.rows]
+    return images, {c: np.asarray(v, np.int64) for c, v in by_class.items()}, sources, str(sample_set.root)
+
+
 def load_samples(paths: RunPaths, sample_key: str, classes: list[str], counts: dict[str, int], size: int
                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The first ``counts[c]`` synthetic images of each class (nested across ratios), their labels and source hashes."""
-    from PIL import Image
-
-    from ..generators import SampleSet
-
-    sample_set = SampleSet.load(paths.artifact_dir("sample", sample_key))
-    images, labels, sources = [], [], []
+    images, by_class, sources, root = _sample_arrays(str(paths.artifact_dir("sample", sample_key)), int(size))
+    take, labels = [], []
     for ci, c in enumerate(classes):
-        rows = [r for r in sample_set.rows if r["label"] == c][: int(counts.get(c, 0))]
-        if len(rows) < int(counts.get(c, 0)):
-            raise OocBenchError(f"sample set {sample_set.root} has {len(rows)} images of class {c!r}, "
-                                f"{counts[c]} needed; delete that folder and run again")
-        for r in rows:
-            im = Image.open(sample_set.root / r["path"]).convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BICUBIC)
-            images.append(np.asarray(im))
-            labels.append(ci)
-            sources.append(r.get("source_hash", ""))
-    if not images:
-        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64), []
-    return np.stack(images), np.asarray(labels, np.int64), sources
+        n = int(counts.get(c, 0))
+        rows = by_class.get(c, np.zeros(0, np.int64))[:n]
+        if len(rows) < n:
+            raise OocBenchError(f"sample set {root} has {len(rows)} images of class {c!r}, "
+                                f"{n} needed; delete that folder and run again")
+        take.append(rows)
+        labels += [ci] * n
+    idx = np.concatenate(take) if take else np.zeros(0, np.int64)
+    return images[idx], np.asarray(labels, np.int64), [sources[i] for i in idx]
 
 
 @lru_cache(maxsize=4)
@@ -172,23 +183,13 @@ def run_score(job: Job, paths: RunPaths) -> dict[str, Any]:
 
 def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
     """Train one classifier on real (+ synthetic) training images and evaluate it on the held-out real test split."""
-    import dataclasses
-
     from ..classifiers import TrainConfig, train_classifier
-    from ..data import check_train_only
 
     p = job.params
-    dataset = split_dataset(paths.root)
-    classes = dataset.classes
-    cfg_dict = dict(p["train_config"])
-    valid = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(cfg_dict) - valid)
-    if bad:
-        raise OocBenchError(f"unknown training option(s) {', '.join(bad)} for model {p['model']!r}; valid: {', '.join(sorted(valid))}")
-    cfg = TrainConfig(**cfg_dict)
+    classes = split_dataset(paths.root).classes
+    cfg = TrainConfig(**p["train_config"])  # option names were checked when the spec was loaded
     size = int(cfg.img_size)
-    check_train_only(dataset.split("train"), dataset, purpose=f"training classifier {p['model']}")
-    xr, yr = real_arrays(paths.root, "train", size)
+    xr, yr = real_arrays(paths.root, "train", size)  # split_arrays runs the leakage guard on the train split
     # replace protocol: a seeded per-class subset of the real images (the same for every generator)
     keep = []
     rng = np.random.default_rng([int(p["seed"]), 17])
@@ -202,12 +203,9 @@ def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
     if p["sample_key"] is not None and sum(p["n_synthetic"].values()) > 0:
         xs, ys, _ = load_samples(paths, p["sample_key"], classes, p["n_synthetic"], size)
         n_syn = len(ys)
-        x_train = np.concatenate([x_train, xs]) if len(x_train) else xs
-        y_train = np.concatenate([y_train, ys]) if len(y_train) else ys
-    val = real_arrays(paths.root, "val", size)
+        x_train, y_train = np.concatenate([x_train, xs]), np.concatenate([y_train, ys])
+    val = real_arrays(paths.root, "val", size)  # an empty val or test split is an error in split_arrays
     test = real_arrays(paths.root, "test", size)
-    if len(val[1]) == 0:
-        raise OocBenchError("the split has no validation images; early stopping needs them (use --val > 0)")
     result = train_classifier(train=(x_train, y_train), val=val, test=test, classes=classes, config=cfg, seed=int(p["seed"]))
     rec = result.record()
     return {"model": p["model"], "generator": p["generator"], "protocol": p["protocol"], "ratio": p["ratio"],
@@ -270,19 +268,20 @@ def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> di
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     try:
-        # dependencies must have finished successfully
+        # a dependency that was skipped (an optional generator that cannot run) skips this job too; one that
+        # failed or is missing leaves this job unrecorded, so a later run retries it once the dependency is done
         for dep in job.deps:
             dep_kind = "fit" if job.kind == "sample" else "sample"
-            dep_rec = read_record(paths, dep_kind, dep)
-            if not dep_rec or dep_rec.get("status") != "done":
-                status = (dep_rec or {}).get("status", "missing")
-                record = {"status": "skipped" if status == "skipped" else "failed", "label": job.label,
-                          "params": job.params, "error": f"dependency {dep_kind} {dep} is {status}",
-                          "reason": (dep_rec or {}).get("reason", "")}
-                if status != "skipped":
-                    return {**record, "status": "pending"}  # not written: retried when the dependency is done
-                write_record(paths, job.kind, job.key, record)
-                return record
+            dep_rec = read_record(paths, dep_kind, dep) or {}
+            status = dep_rec.get("status", "missing")
+            if status == "done":
+                continue
+            if status != "skipped":
+                return {"status": "pending", "error": f"dependency {dep_kind} {dep} is {status}"}
+            record = {"status": "skipped", "label": job.label, "params": job.params,
+                      "error": f"dependency {dep_kind} {dep} is skipped", "reason": dep_rec.get("reason", "")}
+            write_record(paths, job.kind, job.key, record)
+            return record
         try:
             _inject_fault(job)
             out = RUNNERS[job.kind](job, paths)
