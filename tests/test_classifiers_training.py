@@ -81,6 +81,7 @@ def test_two_stage_freezes_then_unfreezes(tmp_path):
     two = train_classifier((x, y), (x[:8], y[:8]), None, ["a", "b"],
                            _cfg(mode="two-stage", epochs=4, lr=1e-2, weights=str(w), early_stopping=None), seed=0)
     assert [c["trainable"] for c in two.curves] == ["head", "head", "all", "all"]
+    assert two.best_epoch == 4 and two.val_metrics["accuracy"] == two.curves[-1]["val_accuracy"]  # nothing monitored
     assert two.curves[2]["lr"] < 1e-3  # stage 2 at lr / 10 (cosine-annealed within the stage)
     assert not torch.equal(two.model.state_dict()["stem.0.weight"], init.state_dict()["stem.0.weight"])
     assert all(p.requires_grad for p in two.model.parameters())
@@ -101,6 +102,9 @@ def test_options_run_and_record_is_json(tmp_path):
     np.testing.assert_allclose(again.predict_proba(x[:5]), r.predict_proba(x[:5]), atol=1e-6)
     r2 = train_classifier((x, y), (x[:10], y[:10]), None, ["bad", "good"], _cfg(optimizer="rmsprop", epochs=1), seed=0)
     assert r2.metrics == {} and r2.val_metrics["n"] == 10
+    # option values in any case are honoured, not just accepted; classes default to the label range
+    r3 = train_classifier((x, y), None, None, None, _cfg(optimizer="SGD", schedule="Cosine", epochs=2), seed=0)
+    assert r3.classes == ["0", "1"] and r3.curves[1]["lr"] < r3.curves[0]["lr"] < 3e-3 and r3.val_metrics == {}
 
 
 def test_bad_inputs_give_clear_errors():

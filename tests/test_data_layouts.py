@@ -201,3 +201,41 @@ def test_identical_image_in_two_splits_is_a_problem(tmp_path):
     _png(root / "test" / "a" / "copy.png", 0)  # same bytes as train/a/x.png
     ds = load_dataset(root)
     assert ds.problems and "copy.png" in ds.problems[0] and "two splits" in ds.problems[0]
+
+
+def test_partial_class_folders_with_one_class_ok(tmp_path):
+    root = tmp_path / "synthetic"
+    _png(root / "bad" / "s0.png", 1)
+    _png(root / "bad" / "s1.png", 2)
+    (root / "good").mkdir()  # a generator asked for 0 images of this class
+    with pytest.raises(UserInputError, match="empty class folder"):
+        load_dataset(root, layout="folders")
+    ds = load_dataset(root, layout="folders", one_class_ok=True)
+    assert ds.classes == ["bad"] and len(ds.records) == 2 and all(len(r.hash) == 16 for r in ds.records)
+    assert any("empty class folder" in w and "good" in w for w in ds.warnings)
+    (root / "bad" / "s1.png").write_bytes((root / "bad" / "s1.png").read_bytes()[:-20])  # truncated: still checked
+    with pytest.raises(UserInputError, match="s1.png"):
+        load_dataset(root, layout="folders", one_class_ok=True)
+
+
+def test_file_hash_memo_uses_rollback_journal_and_sees_changes(tmp_path, monkeypatch):
+    import os
+    import sqlite3
+
+    from ooc_bench.data import filehash
+    from ooc_bench.hashing import file_hash
+
+    monkeypatch.setenv("OOC_BENCH_CACHE", str(tmp_path / "cache"))
+    a, b = _png(tmp_path / "a.png", 1), _png(tmp_path / "b.png", 2)
+    ha, hb = file_hash(a), file_hash(b)
+    assert filehash.hash_files([str(a), str(b), str(tmp_path / "gone.png")]) == [ha, hb, None]
+    con = sqlite3.connect(str(tmp_path / "cache" / "file-hashes.sqlite3"))
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # WAL does not work on network file systems
+    con.close()
+    hashed: list[str] = []
+    monkeypatch.setattr(filehash, "file_hash", lambda p: hashed.append(p) or file_hash(p))
+    assert filehash.hash_files([str(a), str(b)]) == [ha, hb] and hashed == []  # unchanged files: remembered
+    mtime = a.stat().st_mtime_ns
+    a.write_bytes(b.read_bytes())
+    os.utime(a, ns=(mtime + 1_000_000, mtime + 1_000_000))  # a later mtime, even on a coarse-clock file system
+    assert filehash.hash_files([str(a), str(b)]) == [hb, hb] and hashed == [str(a)]

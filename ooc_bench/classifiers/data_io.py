@@ -21,19 +21,14 @@ def working_size(config: TrainConfig) -> int:
 
 
 def _load_extra(extra: str | os.PathLike) -> Any:
-    """Class folders of extra images; unlike a dataset, a single class (e.g. synthetic minority images) is fine."""
-    from ..data import Dataset, ImageRecord, load_dataset
-    from ..data.decode import list_images
-    from ..hashing import file_hash
+    """Class folders of extra images, read and checked like a dataset; one class (e.g. synthetic minority images)
+    and empty class folders (a generator sampled 0 images of that class) are fine."""
+    from ..data import load_dataset
 
     root = Path(extra)
     if not root.is_dir():
         raise UserInputError(f"--extra-train {extra}: no such folder (expected one subfolder of images per class)")
-    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".") and list_images(d)]
-    if len(subdirs) == 1:
-        records = [ImageRecord(str(p), subdirs[0].name, file_hash(p)) for p in list_images(subdirs[0])]
-        return Dataset(root, "folders", [subdirs[0].name], records)
-    return load_dataset(root, layout="folders")
+    return load_dataset(root, layout="folders", one_class_ok=True)
 
 
 def extra_train_arrays(extra: str | os.PathLike, dataset: Any, size: int, cache: Any = None) -> tuple[np.ndarray, np.ndarray, dict]:

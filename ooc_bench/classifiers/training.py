@@ -390,8 +390,9 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
 
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     cfg.validate()
+    cfg.optimizer, cfg.schedule = cfg.optimizer.lower(), cfg.schedule.lower()  # validate() accepts any case
     if classes is None:
-        k = int(max(np.max(train[1]), *(np.max(s[1]) for s in (val, test) if s is not None))) + 1
+        k = int(max(np.max(s[1]) for s in (train, val, test) if s is not None)) + 1
         classes = [str(i) for i in range(k)]
     classes = [str(c) for c in classes]
     k = len(classes)
@@ -529,11 +530,10 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
-    if best_epoch is None:
+    if best_epoch is None:  # nothing monitored (or never finite): the model is the last epoch's, already evaluated
         best_epoch = epoch
         if d_va is not None:
-            _, val_metrics, val_conf = _evaluate(model, d_va, y_va, pre, device, bs * 2, amp, channels_last,
-                                                 eval_loss_fn, classes)
+            val_metrics, val_conf = v_m, v_conf
     metrics, conf = {}, None
     if d_te is not None:
         te_loss, metrics, conf = _evaluate(model, d_te, y_te, pre, device, bs * 2, amp, channels_last,

@@ -138,15 +138,10 @@ def cache_cmd(
     from rich.console import Console
 
     from ..data import ImageCache, load_dataset
-    from ..errors import UserInputError
 
-    if channels not in ("rgb", "gray"):
-        raise UserInputError(f"--channels {channels}: choose rgb or gray")
-    if size < 1:
-        raise UserInputError(f"--size {size}: must be a positive number of pixels")
-    ds = load_dataset(path, layout=layout)
     cache = ImageCache()
-    n = cache.ensure(ds.records, size, channels)
+    cache.check_request(size, channels)  # before reading (and hashing) the dataset
+    n = cache.ensure(load_dataset(path, layout=layout).records, size, channels)
     Console(stderr=True).print(f"decoded {n} new image(s) at {size}px into {cache.root}", highlight=False)
 
 

@@ -14,7 +14,6 @@ then packs them. Delete the folder to reclaim space; it is rebuilt on demand.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -43,15 +42,8 @@ def default_cache_dir() -> Path:
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:  # unique temporary name: safe with threads and processes writing the same entry
+        np.save(tmp, arr, allow_pickle=False)
 
 
 class ImageCache:
@@ -76,8 +68,18 @@ class ImageCache:
             return None
         return arr if arr.shape == shape and arr.dtype == np.uint8 else None
 
+    @staticmethod
+    def check_request(size: int, channels: str) -> int:
+        """The working size as an int; UserInputError for a size below 1 or channels other than rgb/gray."""
+        if channels not in CHANNELS:
+            raise UserInputError(f"channels={channels!r}: choose 'rgb' or 'gray'")
+        if int(size) < 1:
+            raise UserInputError(f"size={size}: the working size must be a positive number of pixels")
+        return int(size)
+
     def ensure(self, records: Sequence[ImageRecord], size: int, channels: str = "rgb") -> int:
         """Decode and store every image not cached yet at this size/policy; returns how many were decoded."""
+        size = self.check_request(size, channels)
         c = CHANNELS[channels]
         unique: dict[str, str] = {}
         for r in records:
@@ -102,11 +104,7 @@ class ImageCache:
     def load(self, records: Sequence[ImageRecord], size: int, channels: str = "rgb") -> np.ndarray:
         """uint8 (N, size, size, 3) — (N, size, size, 1) for channels='gray' — in record order, memory-mapped
         copy-on-write (writes stay in memory). Decodes only images not cached at this size and policy."""
-        if channels not in CHANNELS:
-            raise UserInputError(f"channels={channels!r}: choose 'rgb' or 'gray'")
-        size = int(size)
-        if size < 1:
-            raise UserInputError(f"size={size}: the working size must be a positive number of pixels")
+        size = self.check_request(size, channels)
         records = list(records)
         c = CHANNELS[channels]
         shape = (len(records), size, size, c)
@@ -128,7 +126,6 @@ class ImageCache:
             for i, r in enumerate(records):
                 out[i] = self._get(r, size, channels, one)
             return out
-        pack_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(pack_path) as tmp:
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
             for i, r in enumerate(records):

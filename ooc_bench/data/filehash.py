@@ -1,4 +1,12 @@
-"""Content hashes of image files, remembered by (path, size, mtime) in a small SQLite table so re-reads are instant."""
+"""Content hashes of image files, remembered by (path, size, mtime) in a small SQLite table so re-reads are instant.
+
+The hashing itself is ``ooc_bench.hashing.file_hash``; this module only memoises it, because every command that
+opens a split manifest re-verifies every image hash (each command and each matrix worker process, thousands of
+multi-MB files each time). A file counts as unchanged while its size and mtime (ns) are.
+The table uses SQLite's default rollback journal, not WAL: WAL needs shared memory and does not work over a
+network file system (the cache folder is often on NFS), while the rollback journal only needs file locks. Any
+SQLite error (locked, unsupported, corrupt) falls back to hashing without remembering.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +31,8 @@ def _connect() -> sqlite3.Connection | None:
         path = _db_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(str(path), timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
+        with contextlib.suppress(sqlite3.Error):  # a table made by an earlier version may be in WAL mode
+            con.execute("PRAGMA journal_mode=DELETE")
         con.execute("CREATE TABLE IF NOT EXISTS h (path TEXT PRIMARY KEY, size INTEGER, mtime INTEGER, hash TEXT)")
         return con
     except (OSError, sqlite3.Error):

@@ -143,10 +143,13 @@ def _empty_error(empty: list[str]) -> None:
                              f"{_listing(empty)}; add images or remove the folder")
 
 
-def _scan_folders(root: Path, warnings: list[str]) -> list[Candidate]:
+def _scan_folders(root: Path, warnings: list[str], allow_empty: bool = False) -> list[Candidate]:
     empty: list[str] = []
     out = _scan_classes(root, None, warnings, empty)
-    _empty_error(empty)
+    if allow_empty and empty:
+        warnings.append(f"ignored {len(empty)} empty class folder(s): {_listing(empty, 3)}")
+    else:
+        _empty_error(empty)
     return out
 
 
@@ -380,13 +383,15 @@ def group_leaks(records: list[ImageRecord], key: str) -> tuple[int, int, list[st
 
 
 def load_dataset(path: str | os.PathLike, layout: str | None = None, skip_bad: bool = False,
-                 datasheet: str | None = None, accept_folder_labels: bool = False) -> Dataset:
+                 datasheet: str | None = None, accept_folder_labels: bool = False, one_class_ok: bool = False) -> Dataset:
     """Read a labelled image set; ``layout`` is detected when None (folders, presplit, ooc, npz, csv, manifest).
 
     Every image is checked (header, truncation) and hashed. ``skip_bad`` leaves unreadable images out
     (listed in ``warnings``) instead of failing. ``datasheet`` (xlsx or CSV; found automatically for the
     OOC layout) is joined on the file stem; label conflicts with it fail unless ``accept_folder_labels``.
-    Hard errors raise UserInputError; split defects are listed in ``Dataset.problems``.
+    Hard errors raise UserInputError; split defects are listed in ``Dataset.problems``. ``one_class_ok`` reads a
+    partial set (e.g. synthetic images of some classes only): a single class is accepted and empty class folders
+    are skipped with a warning.
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -408,8 +413,10 @@ def load_dataset(path: str | os.PathLike, layout: str | None = None, skip_bad: b
     if layout == "npz":
         records, skipped = _load_npz_dataset(root, warnings)
     else:
-        scan = {"folders": _scan_folders, "presplit": _scan_presplit, "ooc": _scan_ooc, "csv": _scan_csv}[layout]
-        cands = scan(root, warnings)
+        if layout == "folders":
+            cands = _scan_folders(root, warnings, allow_empty=one_class_ok)
+        else:
+            cands = {"presplit": _scan_presplit, "ooc": _scan_ooc, "csv": _scan_csv}[layout](root, warnings)
         if not cands:
             raise UserInputError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) found in the {layout} layout")
         sheet = Path(datasheet) if datasheet else (find_datasheet(root) if layout == "ooc" else None)
@@ -425,7 +432,7 @@ def load_dataset(path: str | os.PathLike, layout: str | None = None, skip_bad: b
     if not records:
         raise UserInputError(f"{root}: no readable images left")
     classes = sorted({r.label for r in records})
-    if len(classes) < 2:
+    if len(classes) < 2 and not one_class_ok:
         raise UserInputError(f"{root}: only one class ({classes[0]}) found; a classifier needs at least two "
                              "classes (one folder or label value per class)")
     splits = {r.split for r in records}
