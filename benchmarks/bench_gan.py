@@ -11,6 +11,9 @@ variants and reports medians of ``--repeats`` runs after one warm-up:
 
 From these: default training (lazy R1 every 16 steps) = plain + (r1 - plain) / 16, vs. the
 no-lazy baseline (R1 every step) and the naive baseline (grouped conv + R1 every step).
+Also timed: the ADA pipeline alone on one batch, and sampling (``generate``) per image with
+``gen_batch=1`` (the default, bitwise prefix-stable) vs. ``gen_batch=16``, counting the images whose
+pixels differ between the two.
 NVlabs' reference implementation cannot run here (non-commercial licence, PyTorch 1.7, custom CUDA
 ops), so all ratios are against these in-run baselines.
 
@@ -53,6 +56,43 @@ def step_seconds(res: int, batch: int, fused: bool, r1: bool, p: float, repeats:
     return statistics.median(cpu), statistics.median(wall)
 
 
+def ada_seconds(res: int, batch: int, p: float, repeats: int) -> float:
+    """Median CPU seconds of the ADA pipeline alone (all 12 transforms at probability ``p``) on one batch."""
+    from ooc_bench.generators.stylegan.augment import AugmentPipe
+
+    torch.manual_seed(0)
+    pipe, x = AugmentPipe("bgc", p=p), torch.rand(batch, 3, res, res) * 2 - 1
+    times = []
+    for i in range(repeats + 1):
+        c0 = time.process_time()
+        pipe(x)
+        if i > 0:
+            times.append(time.process_time() - c0)
+    return statistics.median(times)
+
+
+def sampling(res: int, n: int = 64) -> dict[int, tuple[float, object]]:
+    """gen_batch -> (CPU ms per image, uint8 images) for ``n`` images of one class (untrained network, tiny)."""
+    import numpy as np
+
+    from ooc_bench.generators import create_generator
+
+    gen = create_generator("gan", resolution=res, kimg=1.0, verbose=False, device="cpu")
+    gen.classes, gen.c_dim = ["a", "b"], 2
+    gen.cond_table = [[0, "", 1], [1, "", 1]]
+    torch.manual_seed(0)
+    gen.G_ema = Trainer(gen.config, 2, torch.device("cpu")).G_ema
+    seeds = list(range(1000, 1000 + n))
+    out = {}
+    for gb in (1, 16):
+        gen.config["gen_batch"] = gb
+        gen.generate(0, [0], [1], res)  # warm-up
+        c0 = time.process_time()
+        ims = np.stack(gen.generate(0, list(range(n)), seeds, res))
+        out[gb] = ((time.process_time() - c0) / n * 1000, ims)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--res", type=int, nargs="+", default=[32, 64])
@@ -86,6 +126,13 @@ def main() -> None:
         print(f"  ADA overhead at p={args.p}             x{t['ada'] / t['plain']:.3f} (p=0 skips every op)")
         print(f"  non-fused vs grouped modconv     x{t['fused'] / t['plain']:.2f} faster")
         print(f"  default vs naive (grouped + R1 every step): x{t['fused_r1'] / lazy:.2f} faster")
+        print(f"  ADA pipeline alone, p={args.p}, batch {args.batch}: "
+              f"{ada_seconds(res, args.batch, args.p, args.repeats) * 1000:.1f} cpu-ms")
+        smp = sampling(res)
+        (ms1, a), (ms16, b) = smp[1], smp[16]
+        differ = int((a != b).any(axis=(1, 2, 3)).sum())
+        print(f"  sampling: gen_batch=1 {ms1:.1f} cpu-ms/image, gen_batch=16 {ms16:.1f} (x{ms1 / ms16:.1f} faster); "
+              f"{differ}/{len(a)} images differ between the two (max {int(abs(a.astype(int) - b).max())} grey level)")
 
 
 if __name__ == "__main__":

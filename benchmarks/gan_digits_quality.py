@@ -1,7 +1,7 @@
 """Quality check: a short CPU training of `gan` on scikit-learn digits (32x32, 10 classes) vs. the untrained generator.
 
 Distance in a domain feature space: an sklearn MLP classifier is trained on real digits (32x32 grey),
-its hidden-layer activations are the features; FID is computed here with ``scipy.linalg.sqrtm``.
+its hidden-layer activations are the features; FID is ``ooc_bench.metrics.frechet.fid_from_features``.
 Also reported: accuracy of that classifier on generated images labelled with the class they were
 asked for (does conditioning work?), and a real-vs-real FID floor (two halves of the real digits).
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import linalg
 
 from ooc_bench.generators import TrainingSet, create_generator
 from ooc_bench.generators.stylegan.trainer import Trainer
+from ooc_bench.metrics.frechet import fid_from_features as fid
 
 
 def digits_training_set() -> TrainingSet:
@@ -36,15 +36,6 @@ def digits_training_set() -> TrainingSet:
 def grey(images: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, H*W) float in [0, 1]."""
     return images.mean(axis=-1).reshape(len(images), -1) / 255.0
-
-
-def fid(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets."""
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
 def sample_all(gen, per_class: int, seed: int = 123) -> tuple[np.ndarray, np.ndarray]:

@@ -5,11 +5,15 @@ import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ooc_bench.errors import UserInputError
-from ooc_bench.hashing import array_hash, config_hash
+from ooc_bench.hashing import array_hash, config_hash, file_hash
 from ooc_bench.generators import SampleSet, TrainingSet, create_generator, load_generator
 from ooc_bench.generators.stylegan.trainer import Trainer
+
+from .cli_helpers import run_cli
+from .matrix_fixtures import make_digits_dataset
 
 TINY = dict(resolution=16, channel_base=128, channel_max=16, z_dim=16, w_dim=16, mapping_layers=1,
             batch_size=8, kimg=0.016, verbose=False, device="cpu")
@@ -95,8 +99,10 @@ def test_resume_after_interrupt_continues_the_kimg_count(tmp_path, monkeypatch):
     kimgs = [json.loads(line)["kimg"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     # the interrupted step (0.024) was checkpointed before its log line; training goes on from there, not from zero
     assert kimgs == pytest.approx([0.008, 0.016, 0.032, 0.04])
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")}
     again = create_generator("gan", **{**TINY, "kimg": 0.04}).fit(train, tmp_path)  # budget reached: no training
     assert again.nimg == 40 and len((tmp_path / "log.jsonl").read_text().splitlines()) == 4
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "checkpoints").rglob("*")} == written  # nothing rewritten
     with pytest.raises(UserInputError, match="different configuration"):
         create_generator("gan", **{**TINY, "kimg": 0.05, "z_dim": 8}).fit(train, tmp_path)
 
@@ -143,14 +149,15 @@ def test_unconditional_mode(tmp_path):
 
 def test_config_from_cli_strings_and_aliases():
     gen = create_generator("stylegan2-ada", resolution="32", kimg="0.5", betas="0,0.99", mirror="true",
-                           augment_pipe="blit,color", fixed_p="0.3", per_class=5, device="cpu")
+                           augment_pipe="blit,color", fixed_p="0.3", device="cpu")
     c = gen.config
     assert c["resolution"] == 32 and c["kimg"] == 0.5 and c["betas"] == [0.0, 0.99] and c["mirror"] is True
     assert c["fixed_p"] == 0.3 and c["capacity"] == "tiny" and c["batch_size"] == 32
     assert c["r1_gamma"] is None  # resolved at training time: 0.0002 * res^2 / batch
-    assert "per_class" not in c
     with pytest.raises(UserInputError, match="unknown setting"):
         create_generator("gan", learning_rate=1)
+    with pytest.raises(UserInputError, match="unknown setting.*per_class"):  # a sampling count, not a setting
+        create_generator("gan", per_class=5)
     with pytest.raises(UserInputError, match="power of two"):
         create_generator("gan", resolution=48)
     with pytest.raises(UserInputError, match="augment_pipe"):
@@ -183,3 +190,19 @@ def test_all_regularisers_and_options_run(tmp_path):
     a = gen.generate(0, [0, 1], [3, 4], 16)
     b = gen.generate(0, [0, 1], [3, 4], 16)  # random noise is drawn from the image's seed as well
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_cli_per_class_is_a_sampling_count_and_manifest_hashes_are_file_hashes(tmp_path, capsys):
+    data = make_digits_dataset(tmp_path / "digits", {"train": 4, "val": 1, "test": 1})
+    out = tmp_path / "synth"
+    params = [f"--param={k}={json.dumps(v)}" for k, v in TINY.items() if k not in ("resolution", "kimg")]
+    code, stdout, _ = run_cli(capsys, "generate", "-g", "gan", "--data", data, "--out", out, "--per-class", "3",
+                              "--size", "20", "--resolution", "16", "--kimg", "0.008", *params)
+    assert code == 0, stdout
+    summary = json.loads((out / "generate.json").read_text())
+    assert "per_class" not in summary["config"] and summary["synthetic_images"] == {"eight": 3, "three": 3}
+    ss = SampleSet.load(out)
+    assert len(ss.rows) == 6
+    for row in ss.rows:  # hashed from the encoded bytes, identical to hashing the written file
+        assert row["hash"] == file_hash(out / row["path"])
+        assert np.asarray(Image.open(out / row["path"])).shape == (20, 20, 3)

@@ -67,16 +67,14 @@ class ClassicAugmentation(Generator):
         return [self._hashes[src[i % len(src)]] for i in indices]
 
     def generate(self, class_index: int, indices: list[int], seeds: list[int], size: int) -> list[np.ndarray]:
-        from PIL import Image
+        from ..data import resize_square
 
         src = self._sources(class_index)
         out = []
         for i, s in zip(indices, seeds):
             image = self._images[src[i % len(src)]]
             aug = augment_image(image, np.random.default_rng(s), self.config["strength"])
-            if aug.shape[0] != size:
-                aug = np.asarray(Image.fromarray(aug).resize((size, size), Image.BICUBIC))
-            out.append(aug)
+            out.append(resize_square(aug, size))
         return out
 
     def save(self, path: Path) -> None:

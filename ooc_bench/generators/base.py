@@ -43,7 +43,8 @@ class TrainingSet:
     @classmethod
     def from_arrays(cls, images: np.ndarray, labels: np.ndarray, classes: list[str],
                     metadata: list[dict[str, str]] | None = None) -> "TrainingSet":
-        """Wrap in-memory uint8 images (N,H,W,C) whose size is used as is; resized on request with PIL bicubic."""
+        """Wrap in-memory uint8 images (N,H,W,C); resized on request by the data layer's policy (``resize_square``)."""
+        from ..data import resize_square
         from ..hashing import array_hash
 
         images = np.asarray(images)
@@ -55,8 +56,7 @@ class TrainingSet:
         def load(size: int) -> np.ndarray:
             if images.shape[1] == size and images.shape[2] == size:
                 return images
-            from PIL import Image
-            return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
+            return np.stack([resize_square(im, size) for im in images])
 
         hashes = [array_hash(im) for im in images]
         md = metadata if metadata is not None else [{} for _ in range(len(images))]
@@ -119,11 +119,13 @@ class Generator(abc.ABC):
         """Write ``n`` PNGs per class into ``out_dir/<class>/`` plus ``manifest.csv``; return the SampleSet."""
         from PIL import Image
 
-        from ..hashing import file_hash
+        from ..atomic import atomic_open
+        from ..hashing import bytes_hash
 
         out_dir = Path(out_dir)
         counts = n_per_class if isinstance(n_per_class, dict) else {c: n_per_class for c in self.classes}
         rows: list[dict[str, Any]] = []
+        config_hash_ = self.config_hash  # a property that hashes the whole config: once, not per image
         for ci, cls_name in enumerate(self.classes):
             n = int(counts.get(cls_name, 0))
             (out_dir / cls_name).mkdir(parents=True, exist_ok=True)
@@ -134,12 +136,13 @@ class Generator(abc.ABC):
                 sources = self.source_hashes(ci, idx)
                 for i, s, im, src in zip(idx, seeds, images, sources):
                     rel = f"{cls_name}/{self.name}_{ci}_{i:06d}.png"
-                    target = out_dir / rel
-                    tmp = target.with_name("." + target.name + ".tmp.png")
-                    Image.fromarray(np.asarray(im, dtype=np.uint8)).save(tmp)
-                    tmp.replace(target)
+                    buf = io.BytesIO()  # encode once in memory: hash these bytes, no re-read of the file
+                    Image.fromarray(np.asarray(im, dtype=np.uint8)).save(buf, format="PNG")
+                    png = buf.getvalue()
+                    with atomic_open(out_dir / rel, "wb") as fh:
+                        fh.write(png)
                     rows.append({"path": rel, "label": cls_name, "seed": s, "generator": self.name,
-                                 "config_hash": self.config_hash, "source_hash": src, "hash": file_hash(target)})
+                                 "config_hash": config_hash_, "source_hash": src, "hash": bytes_hash(png)})
                 if progress:
                     progress(len(idx))
         buf = io.StringIO()

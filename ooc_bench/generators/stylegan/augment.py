@@ -80,8 +80,8 @@ class AugmentPipe(torch.nn.Module):
         self.register_buffer("p", torch.tensor(float(p)))
         self.last_fired: dict[str, torch.Tensor] = {}  # transform -> bool (N,), for diagnostics and tests
 
-    def _fire(self, name: str, n: int, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
-        mask = torch.rand(n, generator=gen, device=device) < float(self.p)
+    def _fire(self, name: str, n: int, p: float, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+        mask = torch.rand(n, generator=gen, device=device) < p
         self.last_fired[name] = mask
         return mask.float()
 
@@ -103,17 +103,17 @@ class AugmentPipe(torch.nn.Module):
         # ---- geometry: inverse matrix (output coords -> input coords) in normalised [-1, 1] units
         g = _eye(n, 3, dev)
         if "xflip" in on:
-            i = torch.floor(rnd(n) * 2) * self._fire("xflip", n, generator, dev)
+            i = torch.floor(rnd(n) * 2) * self._fire("xflip", n, p, generator, dev)
             g = g @ _scale(1 - 2 * i, torch.ones_like(i))
         if "rotate90" in on:
-            i = torch.floor(rnd(n) * 4) * self._fire("rotate90", n, generator, dev)
+            i = torch.floor(rnd(n) * 4) * self._fire("rotate90", n, p, generator, dev)
             g = g @ _rotate(-math.pi / 2 * i)
         if "xint" in on:
-            t = (rnd(n, 2) * 2 - 1) * STRENGTH["xint_max"] * self._fire("xint", n, generator, dev)[:, None]
+            t = (rnd(n, 2) * 2 - 1) * STRENGTH["xint_max"] * self._fire("xint", n, p, generator, dev)[:, None]
             tx, ty = torch.round(t[:, 0] * w) * 2 / w, torch.round(t[:, 1] * h) * 2 / h  # whole pixels
             g = g @ _translate(tx, ty)
         if "scale" in on:
-            s = torch.exp2(rndn(n) * STRENGTH["scale_std"] * self._fire("scale", n, generator, dev))
+            s = torch.exp2(rndn(n) * STRENGTH["scale_std"] * self._fire("scale", n, p, generator, dev))
             g = g @ _scale(s, s)
         p_rot = 1 - math.sqrt(max(0.0, 1 - p))  # rotate before and after anisotropic scaling: total prob ~ p
         if "rotate" in on:
@@ -121,7 +121,7 @@ class AugmentPipe(torch.nn.Module):
             theta = (rnd(n) * 2 - 1) * math.pi * STRENGTH["rotate_max"] * fire
             g = g @ _rotate(-theta)
         if "aniso" in on:
-            s = torch.exp2(rndn(n) * STRENGTH["aniso_std"] * self._fire("aniso", n, generator, dev))
+            s = torch.exp2(rndn(n) * STRENGTH["aniso_std"] * self._fire("aniso", n, p, generator, dev))
             g = g @ _scale(s, 1 / s)
         if "rotate" in on:
             fire2 = (torch.rand(n, generator=generator, device=dev) < p_rot).float()
@@ -129,7 +129,7 @@ class AugmentPipe(torch.nn.Module):
             theta = (rnd(n) * 2 - 1) * math.pi * STRENGTH["rotate_max"] * fire2
             g = g @ _rotate(-theta)
         if "xfrac" in on:
-            t = rndn(n, 2) * STRENGTH["xfrac_std"] * 2 * self._fire("xfrac", n, generator, dev)[:, None]
+            t = rndn(n, 2) * STRENGTH["xfrac_std"] * 2 * self._fire("xfrac", n, p, generator, dev)[:, None]
             g = g @ _translate(t[:, 0], t[:, 1])
         geo = (g - _eye(n, 3, dev)).abs().amax(dim=(1, 2)) > 1e-7
         if bool(geo.any()):
@@ -144,23 +144,23 @@ class AugmentPipe(torch.nn.Module):
         v = torch.tensor([1.0, 1.0, 1.0, 0.0], device=dev) / math.sqrt(3)  # luma axis
         vv = torch.outer(v, v)
         if "brightness" in on:
-            b = rndn(n) * STRENGTH["brightness_std"] * self._fire("brightness", n, generator, dev)
+            b = rndn(n) * STRENGTH["brightness_std"] * self._fire("brightness", n, p, generator, dev)
             t = _eye(n, 4, dev)
             t[:, :3, 3] = b[:, None]
             cm = t @ cm
         if "contrast" in on:
-            s = torch.exp2(rndn(n) * STRENGTH["contrast_std"] * self._fire("contrast", n, generator, dev))
+            s = torch.exp2(rndn(n) * STRENGTH["contrast_std"] * self._fire("contrast", n, p, generator, dev))
             t = _eye(n, 4, dev)
             t[:, 0, 0], t[:, 1, 1], t[:, 2, 2] = s, s, s
             cm = t @ cm
         if "lumaflip" in on:
-            i = torch.floor(rnd(n) * 2) * self._fire("lumaflip", n, generator, dev)
+            i = torch.floor(rnd(n) * 2) * self._fire("lumaflip", n, p, generator, dev)
             cm = (_eye(n, 4, dev) - 2 * vv[None] * i[:, None, None]) @ cm
         if "hue" in on:
-            theta = (rnd(n) * 2 - 1) * math.pi * STRENGTH["hue_max"] * self._fire("hue", n, generator, dev)
+            theta = (rnd(n) * 2 - 1) * math.pi * STRENGTH["hue_max"] * self._fire("hue", n, p, generator, dev)
             cm = _rotate_axis(v[:3], theta) @ cm
         if "saturation" in on:
-            s = torch.exp2(rndn(n) * STRENGTH["saturation_std"] * self._fire("saturation", n, generator, dev))
+            s = torch.exp2(rndn(n) * STRENGTH["saturation_std"] * self._fire("saturation", n, p, generator, dev))
             t = vv[None] + (_eye(n, 4, dev) - vv[None]) * s[:, None, None]
             t[:, 3, 3] = 1.0
             cm = t @ cm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -34,7 +35,6 @@ _CAPACITY = {  # preset: (channel_base, channel_max, z/w dim, mapping layers, st
     "paper": (16384, 512, 512, 8, 0.9),
     "large": (32768, 512, 512, 8, 0.9),
 }
-_IGNORED = ("per_class",)  # CLI flags that reach every generator's config but mean nothing to this one
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -67,7 +67,7 @@ def _coerce(key: str, value: Any) -> Any:
 
 def resolve_config(**config: Any) -> dict[str, Any]:
     """Fill every ``None`` default from resolution, capacity preset and device; validate values."""
-    unknown = sorted(set(config) - set(DEFAULTS) - set(_IGNORED))
+    unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
         raise UserInputError(f"gan: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(DEFAULTS))}")
     cfg = {k: _coerce(k, config[k]) if k in config else v for k, v in DEFAULTS.items()}
@@ -319,11 +319,9 @@ class StyleGAN2ADA(Generator):
                         noises.append([torch.randn(1, r, r, generator=g) for r in G.synthesis.noise_shapes()])
                 z = torch.stack(zs).to(dev)
                 cc = conds[s:s + gb]
-                ws = G.mapping(z, self._onehot(cc, G))
-                if psi != 1.0:
-                    centers = (torch.stack([self._class_center(G, c) for c in cc]) if self.c_dim > 0
-                               else G.mapping.w_avg[None].expand(len(cc), -1))
-                    ws = centers[:, None].to(ws.dtype).lerp(ws, psi)
+                centers = (torch.stack([self._class_center(G, c) for c in cc]) if psi != 1.0 and self.c_dim > 0
+                           else None)  # per-class truncation centres; unconditional: the tracked w average
+                ws = G.mapping(z, self._onehot(cc, G), truncation_psi=psi, w_center=centers)
                 if mode == "random":
                     noise = [torch.stack([n[i] for n in noises]).to(dev) for i in range(len(noises[0]))]
                     img = G.synthesis(ws, noise=noise, fused=G.fused_modconv)
@@ -336,7 +334,7 @@ class StyleGAN2ADA(Generator):
     def generate(self, class_index: int, indices: list[int], seeds: list[int], size: int,
                  truncation_psi: float | None = None) -> list[np.ndarray]:
         """One uint8 (size, size, 3) image per seed for class ``class_index`` (truncation ``psi`` from config by default)."""
-        from PIL import Image
+        from ...data import resize_square
 
         if not 0 <= class_index < len(self.classes):
             raise UserInputError(f"gan: class index {class_index} out of range (classes: {self.classes})")
@@ -351,12 +349,7 @@ class StyleGAN2ADA(Generator):
                 u = float(np.random.default_rng([int(seed), 7]).random())
                 conds.append(self._condition_for(class_index, u))
             images = self._synthesize(self.G_ema, conds, seeds, psi)
-        out = []
-        for im in images:
-            if im.shape[0] != size:
-                im = np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC))
-            out.append(np.ascontiguousarray(im))
-        return out
+        return [resize_square(im, size) for im in images]  # the data layer's resize policy, only when size differs
 
     # ------------------------------------------------------------------ NVlabs pickles
     def _load_pkl(self, train: TrainingSet | None) -> None:
@@ -418,7 +411,7 @@ class StyleGAN2ADA(Generator):
             return
         device = self._device()
         self.G, self.D = build_networks(self.config, self.c_dim)
-        self.G_ema, _ = build_networks(self.config, self.c_dim)
+        self.G_ema = copy.deepcopy(self.G)  # same architecture; weights come from the file (no second D built)
         for name in ("G_ema", "G", "D"):
             module = getattr(self, name)
             _load_module(module, path / f"{name}.safetensors")

@@ -8,12 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LRELU_GAIN = math.sqrt(2.0)
-
-
-def lrelu(x: torch.Tensor, gain: float = LRELU_GAIN) -> torch.Tensor:
-    """Leaky ReLU (slope 0.2) scaled by ``gain`` so that activations keep roughly unit variance."""
-    return F.leaky_relu(x, 0.2) * gain
+LRELU_GAIN = math.sqrt(2.0)  # leaky ReLU gain, folded into the weights of the layer before it
 
 
 def fir_kernel(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0), gain: float = 1.0) -> torch.Tensor:

@@ -12,15 +12,6 @@ import torch.nn.functional as F
 
 from .layers import LRELU_GAIN, EqualConv2d, EqualLinear, fir_kernel, modulated_conv2d, upsample2d
 
-CAPACITY_PRESETS: dict[str, tuple[int, int]] = {
-    # name: (channel_base, channel_max); channels at resolution r = min(channel_base // r, channel_max)
-    "tiny": (1024, 64),     # CPU demos: 32 px -> 32..64 channels
-    "small": (4096, 256),   # CPU / small GPU
-    "paper": (16384, 512),  # StyleGAN2-ADA "paper256" configuration
-    "large": (32768, 512),  # StyleGAN2 full (config F)
-}
-
-
 def channels_at(res: int, channel_base: int, channel_max: int) -> int:
     """Number of feature maps at resolution ``res``."""
     return max(1, min(channel_base // res, channel_max))
@@ -53,8 +44,9 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, update_emas: bool = False,
-                w_center: torch.Tensor | None = None) -> torch.Tensor:
+                update_emas: bool = False, w_center: torch.Tensor | None = None) -> torch.Tensor:
+        """``ws`` (N, num_ws, w_dim); truncation pulls towards ``w_center`` ((w_dim,) or one per sample, (N, w_dim);
+        default: the tracked w average)."""
         x = normalize_2nd_moment(z.float())
         if self.embed is not None:
             if c is None:
@@ -67,8 +59,7 @@ class MappingNetwork(nn.Module):
         ws = x[:, None, :].repeat(1, self.num_ws, 1)
         if truncation_psi != 1.0:
             center = self.w_avg if w_center is None else w_center
-            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            ws[:, :cutoff] = center.to(ws.dtype).lerp(ws[:, :cutoff], truncation_psi)
+            ws = center.to(ws.dtype).reshape(-1, 1, self.w_dim).lerp(ws, truncation_psi)
         return ws
 
 

@@ -280,7 +280,7 @@ class Trainer:
                 log.warning("interrupted at %.3f kimg; checkpoint saved to %s (fit() again with the same workdir resumes)",
                             self.nimg / 1000, d)
             raise
-        if workdir is not None:
+        if workdir is not None and self.nimg > start_nimg:  # a finished run that is fit() again has nothing new
             self.save_checkpoint(workdir)
             if grid_fn:
                 grid_fn(self, self.nimg)
