@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/bench_diffusion.py                       # tiny SD pipeline on CPU, ddpm on CPU
     python benchmarks/bench_diffusion.py --device cuda --full-size-unet   # SD-1.5-sized random weights on a GPU
+    python benchmarks/bench_diffusion.py --flops               # only: ddpm UNet MFLOP per image (docs table)
 
 ooc-bench's sampling defaults: DPM-Solver++ 2M with 25 steps, fp16 on CUDA (fp32 on CPU). diffusers' defaults
 for SD 1.5: PNDM with 50 steps, fp32. Both run on the same pipeline object in the same process; medians of
@@ -77,6 +78,21 @@ def bench_ddpm(device: str, resolution: int, preset: str, batch: int, steps: int
     return statistics.median(rates)
 
 
+def ddpm_mflop(preset: str, resolution: int) -> float:
+    """FLOPs (torch's FlopCounterMode: 2 per multiply-add) of one ddpm UNet forward pass on one image, in millions."""
+    import torch
+    from diffusers import UNet2DModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ooc_bench.generators.diffusion.ddpm import unet_config
+
+    model = UNet2DModel(**unet_config(preset, resolution, 2)).eval()
+    x, t, y = torch.zeros(1, 3, resolution, resolution), torch.tensor([10]), torch.tensor([0])
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, t, class_labels=y)
+    return counter.get_total_flops() / 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -89,7 +105,14 @@ def main() -> None:
     ap.add_argument("--ddpm-preset", default="tiny")
     ap.add_argument("--skip-sd", action="store_true")
     ap.add_argument("--skip-ddpm", action="store_true")
+    ap.add_argument("--flops", action="store_true", help="only print the ddpm presets' MFLOP per image and exit")
     args = ap.parse_args()
+    if args.flops:
+        from ooc_bench.generators.diffusion.ddpm import PRESETS
+
+        for preset in PRESETS:
+            print(f"ddpm {preset}: " + ", ".join(f"{r} px {ddpm_mflop(preset, r):,.0f} MFLOP/image" for r in (32, 64)))
+        return
     import torch
 
     if args.threads:

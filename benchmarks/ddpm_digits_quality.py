@@ -3,7 +3,7 @@
 Usage: nice python benchmarks/ddpm_digits_quality.py [--steps 800] [--per-class 20] [--threads 1]
 
 A small CNN is trained on the real digits (32 px); its penultimate 64-d features define the space in which
-the Fréchet distance (FID formula, scipy sqrtm) between real and generated images is computed. The same
+the Fréchet distance (FID formula, ooc_bench.metrics.frechet) between real and generated images is computed. The same
 ddpm config is sampled untrained (0 steps: random weights) and after ``--steps`` steps; a lower distance
 after training shows it learns the data. Also reports the classifier's accuracy on the generated images
 (does class conditioning work?).
@@ -16,16 +16,7 @@ import time
 
 import numpy as np
 
-
-def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets."""
-    from scipy import linalg
-
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = covmean.real
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+from ooc_bench.metrics.frechet import fid_from_features as frechet  # the project's Fréchet distance
 
 
 def digits32() -> tuple[np.ndarray, np.ndarray]:

@@ -80,6 +80,7 @@ def run_generate(generator: str, data: Optional[Path], out: Path, layout: Option
     """
     from ..atomic import write_json
     from ..data import manifest_hash, training_set, write_split_manifest
+    from ..data.progress import progress_bar
     from ..runtime import versions
 
     if per_class is not None and per_image is not None:
@@ -112,15 +113,8 @@ def run_generate(generator: str, data: Optional[Path], out: Path, layout: Option
         n = dict(counts_train)
     t0 = time.perf_counter()
     total = sum(n.values())
-    if console is not None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("[bold]sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console) as prog:
-            task = prog.add_task("sample", total=total)
-            samples = gen.sample(n, out, seed=seed, size=size, progress=lambda k: prog.advance(task, k))
-    else:
-        samples = gen.sample(n, out, seed=seed, size=size)
+    with progress_bar("sampling", total, min_total=1) as advance:  # every image may take seconds (sd, ddpm)
+        samples = gen.sample(n, out, seed=seed, size=size, progress=advance)
     sample_s = time.perf_counter() - t0
     summary = {"generator": gen.name, "config": gen.config, "config_hash": gen.config_hash, "classes": gen.classes,
                "train_images": counts_train, "synthetic_images": n, "seed": seed, "size": size,

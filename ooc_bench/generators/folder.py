@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserInputError
-from .base import SAMPLE_MANIFEST, Generator, TrainingSet
+from .base import SAMPLE_MANIFEST, Generator, SampleSet, TrainingSet
 from .registry import register_generator
 
 FILES_JSON = "files.json"
@@ -38,14 +37,11 @@ class FolderImages(Generator):
         super().__init__(path=str(Path(path).expanduser().resolve()), resize=resize)
         self._files: dict[str, list[dict[str, str]]] = {}
 
-    def _scan(self) -> dict[str, list[Path]]:
-        from ..data.decode import list_images
+    def _scan(self, listed: list[dict[str, str]]) -> dict[str, list[Path]]:
+        """Image files per class: the rows of ``manifest.csv`` when the folder has one, else ``root/<class>/*``."""
+        from ..data.decode import IMAGE_EXTENSIONS, list_images
 
         root = Path(self.config["path"])
-        if not root.is_dir():
-            raise UserInputError(f"--path {root}: no such folder; pass the folder holding one sub-folder of "
-                                 "generated images per class")
-        listed = self._manifest_rows()
         if listed:  # an ooc-bench sample folder: its manifest says which files are the images (not generator/ ...)
             found: dict[str, list[Path]] = {}
             for r in listed:
@@ -61,27 +57,28 @@ class FolderImages(Generator):
         empty = [c for c, files in found.items() if not files]
         if empty:
             raise UserInputError(f"--path {root}: class folder(s) {', '.join(empty)} hold no images "
-                                 "(png, jpg, tif, bmp, webp); fill or remove them")
+                                 f"({', '.join(IMAGE_EXTENSIONS)}); fill or remove them")
         return found
 
     def _manifest_rows(self) -> list[dict[str, str]]:
-        path = Path(self.config["path"]) / SAMPLE_MANIFEST
-        if not path.is_file():
+        """The rows of ``path/manifest.csv`` (another generator's output folder), or [] when there is none."""
+        root = Path(self.config["path"])
+        if not root.is_dir():
+            raise UserInputError(f"--path {root}: no such folder; pass the folder holding one sub-folder of "
+                                 "generated images per class")
+        if not (root / SAMPLE_MANIFEST).is_file():
             return []
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = SampleSet.load(root).rows
         if rows and not {"path", "label"} <= set(rows[0]):
-            raise UserInputError(f"{path}: not an ooc-bench sample manifest (needs path and label columns); "
-                                 "rename or remove it")
+            raise UserInputError(f"{root / SAMPLE_MANIFEST}: not an ooc-bench sample manifest (needs path and label "
+                                 "columns); rename or remove it")
         return rows
-
-    def _manifest_sources(self) -> dict[str, str]:
-        return {r["path"]: r.get("source_hash", "") or "" for r in self._manifest_rows()}
 
     def fit(self, train: TrainingSet, workdir: Path | None = None) -> "FolderImages":
         from ..data.filehash import hash_files
 
-        found = self._scan()
+        listed = self._manifest_rows()  # read once: it names the images and carries their source hashes
+        found = self._scan(listed)
         want, have = sorted(train.classes), sorted(found)
         if want != have:
             missing = sorted(set(want) - set(have))
@@ -91,7 +88,7 @@ class FolderImages(Generator):
             raise UserInputError(f"--path {self.config['path']}: classes do not match the training set "
                                  f"({', '.join(want)}); " + "; ".join(parts))
         root = Path(self.config["path"])
-        sources = self._manifest_sources()
+        sources = {r["path"]: r.get("source_hash") or "" for r in listed}
         self.classes = list(train.classes)
         self._files = {}
         for cls in self.classes:

@@ -201,14 +201,9 @@ class ClassConditionalDDPM(Generator):
 
     def generate(self, class_index: int, indices: list[int], seeds: list[int], size: int) -> list[np.ndarray]:
         import torch
-
-        with torch.no_grad():
-            return self._sample(class_index, seeds, size)
-
-    def _sample(self, class_index: int, seeds: list[int], size: int) -> list[np.ndarray]:
-        import torch
         from diffusers import DPMSolverMultistepScheduler
-        from PIL import Image
+
+        from ...data import resize_square
 
         if self._model is None:
             raise RuntimeError("ddpm: call fit() or load a saved generator before sampling")
@@ -222,27 +217,26 @@ class ClassConditionalDDPM(Generator):
             sched.set_timesteps(cfg["sample_steps"])
             y = torch.full((len(chunk),), class_index, dtype=torch.long, device=dev)
             g = cfg["guidance_scale"]
-            for t in sched.timesteps:
-                tt = t.to(dev).expand(len(chunk))
-                if g != 1.0:
-                    both = self._model(torch.cat([x, x]), torch.cat([tt, tt]),
-                                       class_labels=torch.cat([y, torch.full_like(y, len(self.classes))])).sample
-                    cond, unc = both.chunk(2)
-                    pred = unc + g * (cond - unc)
-                else:
-                    pred = self._model(x, tt, class_labels=y).sample
-                x = sched.step(pred, t, x).prev_sample
+            with torch.no_grad():
+                for t in sched.timesteps:
+                    tt = t.to(dev).expand(len(chunk))
+                    if g != 1.0:
+                        both = self._model(torch.cat([x, x]), torch.cat([tt, tt]),
+                                           class_labels=torch.cat([y, torch.full_like(y, len(self.classes))])).sample
+                        cond, unc = both.chunk(2)
+                        pred = unc + g * (cond - unc)
+                    else:
+                        pred = self._model(x, tt, class_labels=y).sample
+                    x = sched.step(pred, t, x).prev_sample
             u8 = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            for im in u8:
-                if im.shape[0] != size:
-                    im = np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC))
-                out.append(im)
+            out.extend(resize_square(im, size) for im in u8)
         return out
 
     def save_grid(self, path: Path, per_class: int = 8, seed: int = 0) -> Path:
         """A PNG grid with one row of ``per_class`` samples per class (EMA weights)."""
         from PIL import Image
 
+        from ...atomic import atomic_path
         from ..base import per_image_seed
 
         rows = []
@@ -251,10 +245,8 @@ class ClassConditionalDDPM(Generator):
                                 self.config["resolution"])
             rows.append(np.concatenate(ims, axis=1))
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name("." + path.name + ".tmp.png")
-        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.concatenate(rows, axis=0)).save(tmp)
         return path
 
     def save(self, path: Path) -> None:

@@ -106,18 +106,17 @@ class StableDiffusionImg2Img(_SourcesMixin, Generator):
     def save(self, path: Path) -> None:
         from PIL import Image
 
+        from ...atomic import atomic_path
+
         super().save(path)
         self._save_sources(path)
         folder = Path(path) / SOURCES_DIR
-        folder.mkdir(parents=True, exist_ok=True)
         for i, im in enumerate(self._images):
-            target = folder / f"{i:06d}.png"
-            tmp = target.with_name("." + target.name + ".tmp.png")
-            Image.fromarray(im).save(tmp, compress_level=1)
-            tmp.replace(target)
+            with atomic_path(folder / f"{i:06d}.png") as tmp:
+                Image.fromarray(im).save(tmp, compress_level=1)
 
     def load_state(self, path: Path) -> None:
-        from PIL import Image
+        from ...data import decode_image
 
         self._load_sources(path)
         folder = Path(path) / SOURCES_DIR
@@ -127,7 +126,7 @@ class StableDiffusionImg2Img(_SourcesMixin, Generator):
         if missing:
             raise UserInputError(f"saved sd-img2img generator {path}: {len(missing)} source images missing "
                                  f"(first: {missing[0]}); re-run `ooc-bench generate`")
-        self._images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+        self._images = np.stack([decode_image(f) for f in files])
 
     def describe(self) -> dict[str, Any]:
         """Number of denoising steps actually run and the source count, for summaries."""

@@ -101,14 +101,9 @@ def set_sampler(pipe: Any, sampler: str) -> None:
 
 
 def to_uint8(images: Any, size: int) -> list:
-    """Float [0, 1] images (N, H, W, 3) from a pipeline -> list of uint8 (size, size, 3), resized with PIL bicubic."""
+    """Float [0, 1] images (N, H, W, 3) from a pipeline -> list of uint8 (size, size, 3), resized by the data layer's policy."""
     import numpy as np
-    from PIL import Image
 
-    out = []
-    for im in np.asarray(images):
-        u8 = (np.clip(im, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-        if u8.shape[0] != size or u8.shape[1] != size:
-            u8 = np.asarray(Image.fromarray(u8).resize((size, size), Image.BICUBIC))
-        out.append(u8)
-    return out
+    from ...data import resize_square
+
+    return [resize_square((np.clip(im, 0.0, 1.0) * 255.0).round().astype(np.uint8), size) for im in np.asarray(images)]

@@ -1,7 +1,12 @@
-"""A rich progress bar for generator training loops (step, total, loss)."""
+"""A rich progress bar for generator training loops (step, total, loss).
+
+It follows the rule of ``ooc_bench.data.progress.progress_bar`` (stderr; off when ``OOC_BENCH_NO_PROGRESS``
+is set) and adds what that helper lacks: a running loss column and a bar that stays after the loop.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -9,12 +14,14 @@ class ProgressBar:
     """Context manager around ``rich.progress``; call ``update(step, total, loss)`` after each optimisation step."""
 
     def __init__(self, title: str, enabled: bool = True) -> None:
+        from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
+        enabled = enabled and not os.environ.get("OOC_BENCH_NO_PROGRESS")
         self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
-                                  TimeRemainingColumn(), disable=not enabled)
+                                  TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
         self._title = title
         self._task: Any = None
 

@@ -91,6 +91,7 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
                          checkpoint_every=int(checkpoint_every), seed=int(seed), device=str(device),
                          mixed_precision=bool(mixed_precision), gradient_checkpointing=bool(gradient_checkpointing))
         self._pipe: Any = None
+        self._sampling_ready = False  # _pipe moved to the sampling dtype, scheduler swapped
         self._has_lora = False
         self.train_stats: dict[str, Any] = {}
 
@@ -100,16 +101,23 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
 
         return pick_device(self.config["device"])
 
+    def _load_pipe(self) -> Any:
+        self._pipe = load_sd_pipeline(self.config["sd_model"], device=self._device())
+        self._sampling_ready = False
+        return self._pipe
+
     def _for_sampling(self) -> Any:
-        """The pipeline on its device, in fp16 on CUDA, with the configured sampler."""
+        """The pipeline on its device, in fp16 on CUDA, with the configured sampler (prepared once, not per batch)."""
         import torch
 
-        dev = self._device()
         if self._pipe is None:
-            self._pipe = load_sd_pipeline(self.config["sd_model"], device=dev)
-        if dev.type == "cuda" and self.config["mixed_precision"]:
-            self._pipe.to(dev, torch.float16)
-        set_sampler(self._pipe, self.config["sampler"])
+            self._load_pipe()
+        if not self._sampling_ready:
+            dev = self._device()
+            if dev.type == "cuda" and self.config["mixed_precision"]:
+                self._pipe.to(dev, torch.float16)
+            set_sampler(self._pipe, self.config["sampler"])
+            self._sampling_ready = True
         return self._pipe
 
     # -- Generator interface ----------------------------------------------------------------------
@@ -122,22 +130,20 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
         self._remember(train)
         for ci in range(len(self.classes)):  # every class must have a template (clear error otherwise)
             class_template(self.config["prompt"], self.classes[ci])
-        dev = self._device()
         seed_everything(self.config["seed"])
-        self._pipe = load_sd_pipeline(self.config["sd_model"], device=dev)
+        self._load_pipe()
         self._has_lora = False
         if self.config["steps"] <= 0:
             return self
         images = train.images(self.config["resolution"])
-        prompts = [render_prompt(class_template(self.config["prompt"], self.classes[int(l)]), self.classes[int(l)], md)
-                   for l, md in zip(self._labels, self._metadata)]
+        prompts = [self._prompts(int(label), [i])[0] for i, label in enumerate(self._labels)]
         cfg = dict(self.config)
         cfg["resume_key"] = config_hash({k: v for k, v in self.config.items() if k not in ("steps", "checkpoint_every")
                                          and not k.startswith("sample") and k not in ("guidance_scale", "lora_scale")}
                                         | {"data": config_hash(self._hashes)})
         bar = ProgressBar(f"sd LoRA ({self.config['steps']} steps)")
         with bar:
-            self.train_stats = train_lora(self._pipe, images, prompts, cfg, dev,
+            self.train_stats = train_lora(self._pipe, images, prompts, cfg, self._device(),
                                           workdir=Path(workdir) / "sd-lora" if workdir is not None else None,
                                           progress=bar.update)
         self._has_lora = True
@@ -173,7 +179,7 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
         from .lora import LORA_WEIGHTS, load_lora
 
         self._load_sources(path)
-        self._pipe = load_sd_pipeline(self.config["sd_model"], device=self._device())
+        self._load_pipe()
         self._has_lora = (Path(path) / "lora" / LORA_WEIGHTS).is_file()
         if self._has_lora:
             load_lora(self._pipe, Path(path) / "lora")
