@@ -106,7 +106,7 @@ class ClassConditionalDDPM(Generator):
 
         from ...hashing import config_hash
         from ...runtime import amp_dtype, seed_everything
-        from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+        from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
         cfg = self.config
         self.classes = list(train.classes)
@@ -138,7 +138,8 @@ class ClassConditionalDDPM(Generator):
         start = 0
         found = latest_checkpoint(wd)
         if found is not None and found[1].get("kind") == "ddpm" and found[1].get("resume_key") == key:
-            weights = load_checkpoint(found[0], found[1], opt, rng)
+            weights, rng_states = load_checkpoint(found[0], found[1], {"optimizer": opt})
+            rng.set_state(rng_states["rng"])
             model.load_state_dict(weights["model"])
             ema.load_state_dict(weights["ema"])
             start = int(found[1]["step"])
@@ -185,7 +186,8 @@ class ClassConditionalDDPM(Generator):
                 bar.update(step + 1, total, losses[-1])
                 done = step + 1
                 if wd is not None and cfg["checkpoint_every"] and (done % cfg["checkpoint_every"] == 0 or done == total):
-                    save_checkpoint(wd, done, {"model": model.state_dict(), "ema": ema.state_dict()}, opt, rng,
+                    save_checkpoint(wd, done, {"model": model.state_dict(), "ema": ema.state_dict()}, {"optimizer": opt},
+                                    {"rng": rng.get_state()},
                                     {"kind": "ddpm", "resume_key": key})
                 if wd is not None and ((cfg["sample_every"] and done % cfg["sample_every"] == 0) or done == total):
                     self._model = ema

@@ -129,7 +129,7 @@ def train_lora(pipe: Any, images: np.ndarray, prompts: list[str], cfg: dict[str,
     from peft.utils import set_peft_model_state_dict
 
     from ...runtime import amp_dtype
-    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -180,7 +180,8 @@ def train_lora(pipe: Any, images: np.ndarray, prompts: list[str], cfg: dict[str,
     start = 0
     found = latest_checkpoint(workdir)
     if found is not None and found[1].get("kind") == "lora" and found[1].get("resume_key") == cfg.get("resume_key"):
-        weights = load_checkpoint(found[0], found[1], opt, rng)
+        weights, rng_states = load_checkpoint(found[0], found[1], {"optimizer": opt})
+        rng.set_state(rng_states["rng"])
         set_peft_model_state_dict(unet, weights["unet"], adapter_name=ADAPTER)
         if train_te and "text_encoder" in weights:
             set_peft_model_state_dict(te, weights["text_encoder"], adapter_name=ADAPTER)
@@ -228,7 +229,7 @@ def train_lora(pipe: Any, images: np.ndarray, prompts: list[str], cfg: dict[str,
         if progress:
             progress(step + 1, total, step_loss)
         if workdir is not None and every and ((step + 1) % every == 0 or step + 1 == total):
-            save_checkpoint(Path(workdir), step + 1, lora_state_dicts(pipe), opt, rng,
+            save_checkpoint(Path(workdir), step + 1, lora_state_dicts(pipe), {"optimizer": opt}, {"rng": rng.get_state()},
                             {"kind": "lora", "resume_key": cfg.get("resume_key")})
     unet.eval()
     te.eval()

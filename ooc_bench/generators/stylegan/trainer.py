@@ -7,7 +7,6 @@ import copy
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -15,8 +14,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ...atomic import atomic_path, write_json
 from ...errors import UserInputError
+from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .augment import AdaController, AugmentPipe
 from .loss import StyleGAN2Loss, default_r1_gamma
 from .networks import Discriminator, Generator
@@ -24,7 +23,6 @@ from .networks import Discriminator, Generator
 log = logging.getLogger(__name__)
 
 CKPT_DIR = "checkpoints"
-LATEST = "latest.json"
 
 
 def build_networks(cfg: dict[str, Any], c_dim: int) -> tuple[Generator, Discriminator]:
@@ -37,25 +35,10 @@ def build_networks(cfg: dict[str, Any], c_dim: int) -> tuple[Generator, Discrimi
     return G, D
 
 
-def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into flat tensors (for safetensors) and JSON-able hyperparameters."""
-    sd = opt.state_dict()
-    tensors = {f"{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
-               for pid, st in sd["state"].items() for k, v in st.items()}
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Inverse of :func:`optimizer_tensors`."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, v in tensors.items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 def _save_module(module: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
+
+    from ...atomic import atomic_path
 
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
@@ -112,34 +95,15 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, workdir: Path, keep: int = 2) -> Path:
         """Write everything needed to resume into ``workdir/checkpoints/ckpt-<nimg>/`` and point ``latest.json`` at it."""
-        from safetensors.torch import save_file
-
-        root = Path(workdir) / CKPT_DIR
-        d = root / f"ckpt-{self.nimg:010d}"
-        d.mkdir(parents=True, exist_ok=True)
-        _save_module(self.G, d / "G.safetensors")
-        _save_module(self.G_ema, d / "G_ema.safetensors")
-        _save_module(self.D, d / "D.safetensors")
-        meta = {}
-        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            tensors, meta[name] = optimizer_tensors(opt)
-            with atomic_path(d / f"{name}.safetensors") as tmp:
-                save_file(tensors, str(tmp))
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        with atomic_path(d / "rng.safetensors") as tmp:
-            save_file(rng, str(tmp))
-        write_json(d / "state.json", {
-            "nimg": self.nimg, "iteration": self.iteration, "train_seconds": self.train_seconds,
-            "ada": self.ada.state_dict() if self.ada else None, "augment_p": float(self.augment.p),
-            "pl_mean": float(self.loss.pl_mean), "optimizers": meta, "arch": self.arch_key(),
-        })
-        write_json(root / LATEST, {"checkpoint": d.name, "nimg": self.nimg})
-        old = sorted(p for p in root.glob("ckpt-*") if p.is_dir() and p.name != d.name)
-        for p in old[: max(0, len(old) - (keep - 1))]:
-            shutil.rmtree(p, ignore_errors=True)
-        return d
+        weights = {name: getattr(self, name).state_dict() for name in ("G", "G_ema", "D")}
+        info = {"iteration": self.iteration, "train_seconds": self.train_seconds,
+                "ada": self.ada.state_dict() if self.ada else None, "augment_p": float(self.augment.p),
+                "pl_mean": float(self.loss.pl_mean), "arch": self.arch_key()}
+        return save_checkpoint(Path(workdir) / CKPT_DIR, self.nimg, weights, {"opt_G": self.opt_G, "opt_D": self.opt_D},
+                               rng, info, keep=keep, prefix="ckpt-", step_name="nimg")
 
     def arch_key(self) -> dict[str, Any]:
         """The settings a checkpoint must match to be resumed."""
@@ -150,29 +114,18 @@ class Trainer:
     @staticmethod
     def latest_checkpoint(workdir: Path | None) -> Path | None:
         """The checkpoint folder named by ``workdir/checkpoints/latest.json``, if any."""
-        if workdir is None:
-            return None
-        f = Path(workdir) / CKPT_DIR / LATEST
-        if not f.exists():
-            return None
-        d = f.parent / json.loads(f.read_text())["checkpoint"]
-        return d if (d / "state.json").exists() else None
+        found = latest_checkpoint(Path(workdir) / CKPT_DIR) if workdir is not None else None
+        return found[0] if found else None
 
     def load_checkpoint(self, d: Path) -> None:
         """Restore networks, optimisers, ADA, RNG and the image count from a checkpoint folder."""
-        from safetensors.torch import load_file
-
         state = json.loads((d / "state.json").read_text())
         if state["arch"] != self.arch_key():
             raise UserInputError(f"{d} was trained with a different configuration ({state['arch']}); "
                                  f"use a new workdir or the same settings ({self.arch_key()})")
-        _load_module(self.G, d / "G.safetensors")
-        _load_module(self.G_ema, d / "G_ema.safetensors")
-        _load_module(self.D, d / "D.safetensors")
-        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
-            load_optimizer(opt, load_file(str(d / f"{name}.safetensors"), device=str(self.device)),
-                           state["optimizers"][name])
-        rng = load_file(str(d / "rng.safetensors"))
+        weights, rng = load_checkpoint(d, state, {"opt_G": self.opt_G, "opt_D": self.opt_D})
+        for name in ("G", "G_ema", "D"):
+            getattr(self, name).load_state_dict(weights[name])
         torch.set_rng_state(rng["cpu"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
