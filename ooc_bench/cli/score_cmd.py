@@ -11,7 +11,7 @@ import typer
 
 def _read_fake(fake: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, str | None]:
     """Images, labels (None for a flat folder), per-image source hashes and a content key of a synthetic folder."""
-    from ..data.decode import RESIZE_POLICY, decode_image, list_images, resize_square
+    from ..data.decode import RESIZE_POLICY, decode_resized, list_images
     from ..errors import UserInputError
     from ..generators.base import SAMPLE_MANIFEST, SampleSet
     from ..hashing import config_hash
@@ -53,7 +53,7 @@ def _read_fake(fake: Path, classes: list[str], size: int) -> tuple[np.ndarray, n
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UserInputError(f"--fake {fake}: {len(missing)} images listed in {SAMPLE_MANIFEST} are missing, e.g. {missing[0]}")
-    images = np.stack([resize_square(decode_image(str(p)), size) for p in paths]).astype(np.uint8)
+    images = np.stack([decode_resized(str(p), size) for p in paths])
     return images, labels, sources, key
 
 
@@ -95,7 +95,12 @@ def score_command(
     images_cache = ImageCache()
     xr, yr = split_arrays(ds, split, size, images_cache)
     need_train = "nearcopy" in wanted or name == "domain"
-    xt, yt = split_arrays(ds, "train", size, images_cache) if need_train else (None, None)
+    if not need_train:
+        xt, yt = None, None
+    elif split == "train":  # the same arrays: score() then extracts the training split once
+        xt, yt = xr, yr
+    else:
+        xt, yt = split_arrays(ds, "train", size, images_cache)
     train_hashes = [r.hash for r in ds.split("train")] if need_train else None
     xf, yf, sources, fake_key = _read_fake(fake, ds.classes, size)
 

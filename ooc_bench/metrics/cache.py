@@ -13,14 +13,9 @@ from .extractors import FeatureExtractor
 
 
 def _default_root() -> Path:
-    try:
-        from ..data import default_cache_dir  # the data layer's cache policy when present
+    from ..data import default_cache_dir
 
-        return Path(default_cache_dir()) / "features"
-    except ImportError:
-        pass
-    base = os.environ.get("OOC_BENCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ooc-bench")
-    return Path(base) / "features"
+    return default_cache_dir() / "features"
 
 
 class FeatureCache:

@@ -11,6 +11,7 @@ from unittest import mock
 
 import numpy as np
 
+from ..data import RESIZE_POLICY, resize_square
 from ..errors import UserInputError, WeightsUnavailableError
 from ..hashing import array_hash, config_hash, file_hash
 
@@ -56,16 +57,23 @@ def _offline() -> bool:
 
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize uint8 N x H x W x 3 images to size x size with PIL bicubic, rounded back to uint8 (no-op if already that size)."""
+    """Resize uint8 N x H x W x 3 images to size x size by the data layer's policy (``resize_square``: centre crop
+    to a square, PIL bicubic), rounded back to uint8 (no-op if already that size)."""
     images = _as_rgb_uint8(images)
     if images.shape[1] == size and images.shape[2] == size:
         return images
-    from PIL import Image
-
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
     for i, im in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC))
+        out[i] = resize_square(im, size)
     return out
+
+
+def _local_weights(weights: str | os.PathLike, option: str) -> Path:
+    """A user-given weights file, or UserInputError naming ``option`` when it does not exist."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise UserInputError(f"{option}: file {path} does not exist")
+    return path
 
 
 def _as_rgb_uint8(images: np.ndarray) -> np.ndarray:
@@ -127,6 +135,31 @@ class FeatureExtractor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id()}, weights={self.weights!r})"
+
+
+class _NetworkExtractor(FeatureExtractor):
+    """A FeatureExtractor around a pretrained torch network, built on first use (warm caches never load it)."""
+
+    _device_name: str = "auto"
+    _model: Any = None
+
+    def _build(self, device: Any) -> Any:
+        """The network in eval mode on ``device``; UserInputError naming the weights option if it cannot be loaded."""
+        raise NotImplementedError
+
+    def _load(self) -> Any:
+        if self._model is None:
+            from ..runtime import pick_device
+
+            self._device = pick_device(self._device_name)
+            self._model = self._build(self._device)
+        return self._model
+
+    def _to_nchw(self, images: np.ndarray) -> Any:
+        """uint8 N x H x W x 3 numpy images as a uint8 N x 3 x H x W tensor on the model's device."""
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self._device)
 
 
 # --------------------------------------------------------------------------------------------- inception
@@ -251,7 +284,7 @@ def default_inception_weights(download: bool = True, timeout: float = 15.0) -> P
 
 @register_extractor("inception", aliases=("inception-v3-compat", "inceptionv3", "inception_v3", "fid"),
                     description="torch-fidelity InceptionV3 (inception-v3-compat), 2048-d pool features at 299 px")
-class InceptionExtractor(FeatureExtractor):
+class InceptionExtractor(_NetworkExtractor):
     """torch-fidelity's InceptionV3 (``inception-v3-compat``, feature '2048'): the standard FID/KID feature space.
 
     Preprocessing policy (``resize="pil-bicubic"``, default, as clean-fid argues): every image, real or
@@ -269,9 +302,7 @@ class InceptionExtractor(FeatureExtractor):
         if resize not in ("pil-bicubic", "torch-fidelity"):
             raise UserInputError(f"inception: resize must be 'pil-bicubic' or 'torch-fidelity', got {resize!r}")
         if weights is not None:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise UserInputError(f"--inception-weights: file {path} does not exist")
+            path = _local_weights(weights, "--inception-weights")
             source = str(path)
         else:
             path = default_inception_weights(timeout=timeout)
@@ -280,31 +311,26 @@ class InceptionExtractor(FeatureExtractor):
 
         self._path = path
         self._device_name = device
-        self._model: Any = None
         self.resize = resize
-        pre = ("PIL bicubic resize of uint8 RGB to 299x299, rounded to uint8; (x-128)/128" if resize == "pil-bicubic"
+        pre = (f"PIL bicubic resize of uint8 RGB to 299x299 ({RESIZE_POLICY}), rounded to uint8; (x-128)/128"
+               if resize == "pil-bicubic"
                else "torch-fidelity TF1-bilinear resize of uint8 RGB to 299x299; (x-128)/128")
         self.provenance = {"name": self.name, "impl": "torch_fidelity.FeatureExtractorInceptionV3 inception-v3-compat",
                            "feature": "2048", "dim": 2048, "weights": source, "weights_path": str(path),
                            "weights_sha": _sha_of(path), "resolution": INCEPTION_SIZE, "preprocessing": pre,
                            "dtype": "float32", "torch_fidelity": version("torch-fidelity")}
 
-    def _load(self) -> Any:
-        if self._model is None:
-            import torch
+    def _build(self, device: Any) -> Any:
+        import torch
 
-            from ..runtime import pick_device
-
-            self._device = pick_device(self._device_name)
-            try:
-                model = load_inception(self._path)
-            except Exception as exc:
-                raise UserInputError(f"--inception-weights: {self._path} is not a torch-fidelity InceptionV3 state_dict ({exc})") from exc
-            model = model.to(self._device)
-            if self._device.type == "cuda":
-                model = model.to(memory_format=torch.channels_last)
-            self._model = model
-        return self._model
+        try:
+            model = load_inception(self._path)
+        except Exception as exc:
+            raise UserInputError(f"--inception-weights: {self._path} is not a torch-fidelity InceptionV3 state_dict ({exc})") from exc
+        model = model.to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
     def _extract_batch(self, images: np.ndarray) -> np.ndarray:
         import torch
@@ -312,7 +338,7 @@ class InceptionExtractor(FeatureExtractor):
         model = self._load()
         if self.resize == "pil-bicubic":
             images = resize_uint8(images, INCEPTION_SIZE)
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self._device)
+        x = self._to_nchw(images)
         if self._device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():  # fp32 on every device: FID is sensitive to reduced precision
@@ -324,7 +350,7 @@ class InceptionExtractor(FeatureExtractor):
 
 @register_extractor("dinov2", aliases=("dino", "dinov2-s", "dinov2_vits14", "vit_small_patch14_dinov2"),
                     description="timm DINOv2 ViT (default ViT-S/14) CLS features, as the dgm-eval study recommends")
-class DinoV2Extractor(FeatureExtractor):
+class DinoV2Extractor(_NetworkExtractor):
     """A timm DINOv2 ViT's CLS-token features (ViT-S/14 by default): weights from a local file or the HF hub cache.
 
     Preprocessing: PIL bicubic resize of uint8 RGB to ``resolution`` (224, a multiple of the 14 px patch),
@@ -344,9 +370,7 @@ class DinoV2Extractor(FeatureExtractor):
         if resolution % 14:
             raise UserInputError(f"dinov2: resolution must be a multiple of 14 (patch size), got {resolution}")
         if weights is not None:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise UserInputError(f"--dinov2-weights: file {path} does not exist")
+            path = _local_weights(weights, "--dinov2-weights")
             source = str(path)
         else:
             tag = model if "." in model else f"{model}.lvd142m"
@@ -362,32 +386,27 @@ class DinoV2Extractor(FeatureExtractor):
                                               f"downloaded ({type(exc).__name__}); {hint}") from exc
             source = f"hf-hub:{repo}"
         self._arch, self._path, self._device_name, self._amp = arch, path, device, bool(amp)
-        self._model: Any = None
         self.resolution = int(resolution)
         self.provenance = {"name": self.name, "impl": f"timm {arch} CLS token", "weights": source,
                            "weights_path": str(path), "weights_sha": _sha_of(path), "resolution": self.resolution,
-                           "preprocessing": f"PIL bicubic resize of uint8 RGB to {resolution}x{resolution}; /255; ImageNet mean/std",
+                           "preprocessing": f"PIL bicubic resize of uint8 RGB to {resolution}x{resolution} ({RESIZE_POLICY}); "
+                                            "/255; ImageNet mean/std",
                            "amp": self._amp}
 
-    def _load(self) -> Any:
-        if self._model is None:
-            import timm
-            import torch
+    def _build(self, device: Any) -> Any:
+        import timm
+        import torch
 
-            from ..runtime import pick_device
-
-            self._device = pick_device(self._device_name)
-            try:
-                model = timm.create_model(self._arch, pretrained=True, num_classes=0, img_size=self.resolution,
-                                          pretrained_cfg_overlay={"file": str(self._path)})
-            except Exception as exc:
-                raise UserInputError(f"--dinov2-weights: could not load {self._path} into {self._arch} ({exc})") from exc
-            cfg = model.pretrained_cfg
-            self._mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1).to(self._device)
-            self._std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1).to(self._device)
-            self._model = model.to(self._device).eval().requires_grad_(False)
-            self.provenance["dim"] = int(model.num_features)
-        return self._model
+        try:
+            model = timm.create_model(self._arch, pretrained=True, num_classes=0, img_size=self.resolution,
+                                      pretrained_cfg_overlay={"file": str(self._path)})
+        except Exception as exc:
+            raise UserInputError(f"--dinov2-weights: could not load {self._path} into {self._arch} ({exc})") from exc
+        cfg = model.pretrained_cfg
+        self._mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1).to(device)
+        self._std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1).to(device)
+        self.provenance["dim"] = int(model.num_features)
+        return model.to(device).eval().requires_grad_(False)
 
     @property
     def dim(self) -> int:
@@ -395,21 +414,18 @@ class DinoV2Extractor(FeatureExtractor):
         return int(self.provenance["dim"])
 
     def _extract_batch(self, images: np.ndarray) -> np.ndarray:
-        import contextlib
-
         import torch
 
         from ..runtime import amp_dtype
 
         model = self._load()
         images = resize_uint8(images, self.resolution)
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self._device).float() / 255.0
+        x = self._to_nchw(images).float() / 255.0
         x = (x - self._mean) / self._std
         dt = amp_dtype(self._device) if self._amp else None
-        ctx = torch.autocast(self._device.type, dtype=dt) if dt is not None else contextlib.nullcontext()
-        with torch.inference_mode(), ctx:
+        with torch.inference_mode(), torch.autocast(self._device.type, dtype=dt, enabled=dt is not None):
             feats = model(x)
-        return feats.float().double().cpu().numpy()
+        return feats.double().cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------- domain

@@ -88,7 +88,9 @@ def score(real: tuple[np.ndarray, np.ndarray], fake: tuple[np.ndarray, np.ndarra
     if "nearcopy" in wanted:
         if train_real is not None:
             xt = np.asarray(train_real[0])
-            ft, yt = feats(xt, None), _labels(train_real, len(xt))
+            # the reference may be the training split itself (--split train): reuse its features, no second pass
+            ft = fr if train_real[0] is real[0] else feats(xt, None)  # (np.asarray of a memmap is a new object)
+            yt = _labels(train_real, len(xt))
         else:
             ft, yt, nc_ref = fr, yr, "real"
             if train_hashes is not None and len(train_hashes) != len(fr):
