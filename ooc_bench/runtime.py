@@ -16,6 +16,12 @@ def set_offline(offline: bool = True) -> None:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
+def is_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` or ``OOC_BENCH_OFFLINE`` asks for no network access (the one rule every loader uses)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "OOC_BENCH_OFFLINE"))
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA) generators."""
     import torch

@@ -9,13 +9,10 @@ from typing import Any
 
 from ..errors import UserInputError, WeightsUnavailableError
 from ..hashing import file_hash
+from ..runtime import is_offline
 
 WEIGHTS_ENV = "OOC_BENCH_WEIGHTS"  # optional: a JSON file mapping model alias / timm name -> weights file
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _mapping_lookup(mapping: dict[str, Any], name: str, timm_name: str, origin: str) -> Path | None:
@@ -177,7 +174,7 @@ def load_weights(name: str, timm_name: str, num_classes: int, in_chans: int, pre
     reason = None
     if not source:
         reason = "timm has no pretrained weights for this architecture"
-    elif not cached and _offline():
+    elif not cached and is_offline():
         reason = "they are not in the local cache and HF_HUB_OFFLINE=1 forbids downloading them"
     if reason is None:
         kwargs = dict(num_classes=num_classes, in_chans=in_chans, **timm_kwargs)

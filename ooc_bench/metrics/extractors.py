@@ -14,6 +14,7 @@ import numpy as np
 from ..data import RESIZE_POLICY, resize_square
 from ..errors import UserInputError, WeightsUnavailableError
 from ..hashing import array_hash, config_hash, file_hash
+from ..runtime import is_offline
 
 _REGISTRY: dict[str, type["FeatureExtractor"]] = {}
 _ALIASES: dict[str, str] = {}
@@ -49,11 +50,6 @@ def list_extractors() -> dict[str, str]:
 def create_extractor(name: str, **kw: Any) -> "FeatureExtractor":
     """Build a feature extractor by name or alias: ``inception``, ``domain`` or ``dinov2``."""
     return _REGISTRY[resolve_extractor_name(name)](**kw)
-
-
-def _offline() -> bool:
-    """True when HF_HUB_OFFLINE or OOC_BENCH_OFFLINE asks for no network access."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "OOC_BENCH_OFFLINE"))
 
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
@@ -268,7 +264,7 @@ def default_inception_weights(download: bool = True, timeout: float = 15.0) -> P
         return target
     hint = ("pass a local copy with --inception-weights FILE (weights= in Python; torch-fidelity's "
             f"{INCEPTION_URL.rsplit('/', 1)[-1]}), or use --features domain/dinov2")
-    if _offline() or not download:
+    if is_offline() or not download:
         raise WeightsUnavailableError(f"Inception weights are not in the torch hub cache ({target}) and offline mode is on; {hint}")
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ...errors import UserInputError, WeightsUnavailableError
+from ...runtime import is_offline
 
 DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -63,7 +63,7 @@ def load_sd_pipeline(model: str = DEFAULT_SD_MODEL, img2img: bool = False, devic
     kwargs: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}
     if dtype is not None:
         kwargs["torch_dtype"] = dtype
-    if source == model and os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
+    if source == model and is_offline():
         kwargs["local_files_only"] = True
     try:
         from huggingface_hub.errors import LocalEntryNotFoundError
