@@ -103,3 +103,23 @@ def test_slurm_config_and_bad_executor_errors(tmp_path):
         load_slurm_config(str(tmp_path / "missing.toml"))
     with pytest.raises(UserInputError, match="valid: local, slurm, submitit-local"):
         Runner(tmp_path, executor="kubernetes")
+
+
+def test_an_optional_generator_that_cannot_run_is_skipped_with_its_reason(setup, tmp_path):
+    """sd-img2img without reachable weights fits (it only stores its sources) and fails when sampling: an optional
+    generator is then skipped at that stage, with the reason, and so are its cells; nothing is recorded as failed."""
+    root, spec, seq = setup
+    text = spec.read_text().replace("[models.cnn]", '[generators."sd-img2img"]\noptional = true\n'
+                                    'sd_model = "stable-diffusion-v1-5/stable-diffusion-v1-5"\n\n[models.cnn]')
+    optional = tmp_path / "optional.toml"
+    optional.write_text(text)
+    out = tmp_path / "optional"
+    console = Console(file=io.StringIO(), width=200)
+    run_benchmark(load_spec(optional), out=out, console=console, plots=False)
+    records = [json.loads(p.read_text()) for p in (out / "records").rglob("*.json")]
+    assert not [r for r in records if r["status"] == "failed"]
+    sd = [r for r in records if r.get("params", {}).get("generator") == "sd-img2img" and r["kind"] != "fit"]
+    assert {r["kind"] for r in sd} == {"sample", "score", "cell"} and all(r["status"] == "skipped" for r in sd)
+    assert any("--sd-model" in r.get("reason", "") for r in sd)
+    assert "skipped generator sd-img2img" in console.file.getvalue()
+    assert {r["generator"] for r in _rows(out / "downstream.csv")} == {"real-only", "aug"}

@@ -46,6 +46,7 @@ def test_plan_counts_and_nested_sampling(tmp_path):
     # one sample set per generator, large enough for the largest ratio; smaller ratios take prefixes
     for s in plan.by_kind("sample"):
         assert s.params["n_per_class"] == {"bad": 40, "good": 60}
+        assert s.params["optional"] is False
     cells = [j for j in plan.by_kind("cell") if j.params["generator"] == "aug" and j.params["seed"] == 1]
     assert sorted(j.params["n_synthetic"]["good"] for j in cells) == [30, 60]
     assert len({j.key for j in plan.jobs}) == len(plan.jobs)

@@ -92,7 +92,8 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
             for c in need:  # quality needs a few images per class even when no cell needs them
                 need[c] = max(need[c], min(split.train_counts[c], 16))
         sample_params = {"generator": g.label, "fit_key": fit.key, "n_per_class": need, "seed": spec.sample_seed, "size": size}
-        sample = Job("sample", config_hash({"stage": "sample", **sample_params}), f"sample {g.label}", sample_params, (fit.key,))
+        sample = Job("sample", config_hash({"stage": "sample", **sample_params}), f"sample {g.label}",
+                     {**sample_params, "optional": g.optional}, (fit.key,))  # optional: skipped, not failed
         jobs += [fit, sample]
         sample_of[g.label] = sample
 

@@ -186,9 +186,10 @@ def run_benchmark(spec: BenchmarkSpec, out: str | Path | None = None, dry_run: b
         except Exception as exc:  # noqa: BLE001 - a missing image must not hide the results
             console.print(f"[yellow]sample grid not written: {exc}[/]")
     states = job_states(plan, run_root)
-    for j, s, rec in states:
-        if s == "skipped" and j.kind == "fit":
-            console.print(f"[yellow]skipped generator {j.params['generator']}:[/] {rec.get('reason')}", highlight=False)
+    skipped = {j.params["generator"]: rec.get("reason") for j, s, rec in reversed(states)
+               if s == "skipped" and j.kind in ("fit", "sample")}  # the earliest stage's reason wins
+    for generator, reason in skipped.items():
+        console.print(f"[yellow]skipped generator {generator}:[/] {reason}", highlight=False)
     failed = [(j, rec) for j, s, rec in states if s == "failed"]
     if failed:
         console.print(f"[red]{len(failed)} job(s) failed[/] — see `ooc-bench status {run_root}`; `ooc-bench run` again retries them.")

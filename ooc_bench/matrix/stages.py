@@ -286,7 +286,7 @@ def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> di
             _inject_fault(job)
             out = RUNNERS[job.kind](job, paths)
             record = {"status": "done", "label": job.label, "params": job.params, "time_s": time.time() - t0, **out}
-        except OocBenchError as exc:
+        except OocBenchError as exc:  # a generator marked optional that cannot run (e.g. no SD weights) is skipped
             optional = bool(job.params.get("optional"))
             record = {"status": "skipped" if optional else "failed", "label": job.label, "params": job.params,
                       "time_s": time.time() - t0, "error": str(exc), "reason": str(exc)}
