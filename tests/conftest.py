@@ -40,3 +40,19 @@ def tiny_sd(tmp_path_factory):
     from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
 
     return make_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipe")
+
+
+@pytest.fixture()
+def decode_spy(monkeypatch):
+    """The refs passed to ``ooc_bench.data.decode.decode_image`` during the test, in call order (it still decodes)."""
+    from ooc_bench.data import decode
+
+    calls: list[str] = []
+    real = decode.decode_image
+
+    def spy(ref):
+        calls.append(str(ref))
+        return real(ref)
+
+    monkeypatch.setattr(decode, "decode_image", spy)
+    return calls

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ooc_bench.data.decode as decode_mod
 from ooc_bench.data import ImageCache, decode_image, load_dataset, resize_square
 
 
@@ -27,16 +26,8 @@ def real_set(tmp_path):
 
 
 @pytest.fixture()
-def count_decodes(monkeypatch):
-    calls: list[str] = []
-    real = decode_mod.decode_image
-
-    def counting(ref):
-        calls.append(str(ref))
-        return real(ref)
-
-    monkeypatch.setattr(decode_mod, "decode_image", counting)
-    return calls
+def count_decodes(decode_spy):
+    return decode_spy
 
 
 def test_second_load_does_not_decode(real_set, tmp_path, count_decodes):

@@ -19,18 +19,10 @@ def _split_rows(out):
         return list(csv.DictReader(fh))
 
 
-def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd, tmp_path, capsys, monkeypatch):
-    import ooc_bench.data.decode as decode
+def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd, tmp_path, capsys, monkeypatch, decode_spy):
 
     monkeypatch.setenv("OOC_BENCH_CACHE", str(tmp_path / "fresh-cache"))  # force real decoding
-    seen: list[str] = []
-    real = decode.decode_image
-
-    def spy(ref):
-        seen.append(str(ref))
-        return real(ref)
-
-    monkeypatch.setattr(decode, "decode_image", spy)
+    seen = decode_spy
     out = tmp_path / "out"
     code, text = _cli(["generate", "--generator", "sd-img2img", "--data", str(demo_root), "--out", str(out),
                        "--sd-model", str(tiny_sd), "--resolution", "32", "--per-class", "2", "--size", "16",
