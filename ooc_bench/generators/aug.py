@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..config import build, option, to_dict
 from .base import Generator, TrainingSet
 from .registry import register_generator
+
+
+@dataclass
+class AugConfig:
+    """Settings of the `aug` generator."""
+
+    resolution: int = option(128, "working size (px) the real images are augmented at", low=8)
+    strength: float = option(1.0, "scales the geometric and intensity ranges (0: exact copies)", low=0.0)
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
@@ -41,8 +52,10 @@ class ClassicAugmentation(Generator):
 
     name = "aug"
 
-    def __init__(self, resolution: int = 128, strength: float = 1.0) -> None:
-        super().__init__(resolution=int(resolution), strength=float(strength))
+    config_class = AugConfig
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**to_dict(build(AugConfig, config, "aug")))
         self._images: np.ndarray | None = None
         self._labels: np.ndarray | None = None
         self._hashes: list[str] = []
@@ -97,7 +110,8 @@ class ClassicAugmentation(Generator):
         self._hashes = json.loads((Path(path) / "sources.json").read_text())["hashes"]
 
 
-@register_generator("aug", aliases=("augment", "classic"), description="classic augmentation of real training images (baseline)")
+@register_generator("aug", aliases=("augment", "classic"), description="classic augmentation of real training images (baseline)",
+                    config=AugConfig)
 def aug(**config) -> ClassicAugmentation:
     """Classic offline augmentation."""
     return ClassicAugmentation(**config)

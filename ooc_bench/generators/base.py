@@ -79,6 +79,7 @@ class Generator(abc.ABC):
     """
 
     name: ClassVar[str] = "generator"
+    config_class: ClassVar[type | None] = None  # the settings dataclass (fields from ooc_bench.config.option)
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
@@ -86,8 +87,11 @@ class Generator(abc.ABC):
 
     @property
     def config_hash(self) -> str:
-        """Hash of the generator name and config."""
-        return config_hash({"generator": self.name, **self.config})
+        """Hash of the generator name and config, without ``runtime`` options (device, progress output, ...)."""
+        from ..config import runtime_keys
+
+        skip = runtime_keys(self.config_class) if self.config_class is not None else set()
+        return config_hash({"generator": self.name, **{k: v for k, v in self.config.items() if k not in skip}})
 
     @abc.abstractmethod
     def fit(self, train: TrainingSet, workdir: Path | None = None) -> "Generator":

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..config import build, option
 from ..errors import UserInputError
 from .base import SAMPLE_MANIFEST, Generator, SampleSet, TrainingSet
 from .registry import register_generator
 
 FILES_JSON = "files.json"
+
+
+@dataclass
+class FolderConfig:
+    """Settings of the `folder` generator."""
+
+    path: str | None = option(None, "DIR with one sub-folder of images per class (required)")
+    resize: str = option("crop", "how non-square images become square", choices=("crop", "stretch"))
+
+    def validate(self) -> None:
+        if not self.path:
+            raise UserInputError("generator 'folder' needs path=DIR (CLI: --path DIR), a folder with one "
+                                 "sub-folder of images per class")
 
 
 class FolderImages(Generator):
@@ -28,13 +43,11 @@ class FolderImages(Generator):
 
     name = "folder"
 
-    def __init__(self, path: str | None = None, resize: str = "crop") -> None:
-        if not path:
-            raise UserInputError("generator 'folder' needs path=DIR (CLI: --path DIR), a folder with one "
-                                 "sub-folder of images per class")
-        if resize not in ("crop", "stretch"):
-            raise UserInputError(f"folder: resize={resize!r}; use 'crop' (centre-crop to square) or 'stretch'")
-        super().__init__(path=str(Path(path).expanduser().resolve()), resize=resize)
+    config_class = FolderConfig
+
+    def __init__(self, **config: Any) -> None:
+        c = build(FolderConfig, config, "folder")
+        super().__init__(path=str(Path(str(c.path)).expanduser().resolve()), resize=c.resize)
         self._files: dict[str, list[dict[str, str]]] = {}
 
     def _scan(self, listed: list[dict[str, str]]) -> dict[str, list[Path]]:
@@ -158,7 +171,8 @@ class FolderImages(Generator):
 
 
 @register_generator("folder", aliases=("dir", "external"),
-                    description="images generated elsewhere (DIR/<class>/...), registered as a generator's output")
+                    description="images generated elsewhere (DIR/<class>/...), registered as a generator's output",
+                    config=FolderConfig)
 def folder(**config: Any) -> FolderImages:
     """External images in DIR/<class>/."""
     return FolderImages(**config)
