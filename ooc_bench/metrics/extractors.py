@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -11,7 +12,7 @@ from unittest import mock
 
 import numpy as np
 
-from ..data import RESIZE_POLICY, resize_square
+from ..data import resize_square
 from ..errors import UserInputError, WeightsUnavailableError
 from ..hashing import array_hash, config_hash, file_hash
 from ..runtime import is_offline
@@ -62,6 +63,76 @@ def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
     for i, im in enumerate(images):
         out[i] = resize_square(im, size)
     return out
+
+
+# --------------------------------------------------------------------------------------------- resize modes
+# How a network extractor brings images to its input size; every extractor records its mode in provenance
+# ("resize_mode", also in every quality row) and the mode is part of the extractor id (so of every cache key).
+RESIZE_MODES: dict[str, str] = {
+    "torch-fidelity": "uint8 image at its own size into torch-fidelity's TF1-compatible bilinear resize "
+                      "(interpolate_bilinear_2d_like_tensorflow1x, align_corners=False), as torch-fidelity does",
+    "clean": "PIL bicubic per channel on float32 (mode F), clipped to [0, 255], not re-quantised (clean-fid)",
+    "pil-bicubic": "PIL bicubic on the uint8 RGB image, rounded to uint8 (torchvision Resize on PIL images; "
+                   "dgm-eval's default)",
+}
+
+
+def check_resize_mode(mode: str, option: str = "--resize-mode") -> str:
+    """``mode`` if it is one of :data:`RESIZE_MODES`, else UserInputError naming ``option`` and the choices."""
+    if mode not in RESIZE_MODES:
+        raise UserInputError(f"{option}: unknown resize mode {mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+    return mode
+
+
+def resize_clean(images: np.ndarray, size: int) -> np.ndarray:
+    """float32 N x size x size x 3 images in [0, 255]: each channel of the uint8 image resized as a float32 PIL
+    image (mode F) with bicubic filtering, clipped to [0, 255] and NOT rounded (clean-fid's "clean" resize).
+    Non-square images are stretched, as clean-fid does."""
+    from PIL import Image
+
+    images = _as_rgb_uint8(images)
+    out = np.empty((len(images), size, size, 3), dtype=np.float32)
+    for i, im in enumerate(images):
+        for c in range(3):
+            ch = Image.fromarray(np.ascontiguousarray(im[:, :, c], dtype=np.float32))  # float32 2-D -> mode F
+            out[i, :, :, c] = np.asarray(ch.resize((size, size), resample=Image.BICUBIC))
+    return np.clip(out, 0.0, 255.0, out=out)
+
+
+def resize_pil_bicubic(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 N x size x size x 3: PIL bicubic on the uint8 RGB image (what torchvision's ``Resize((s, s),
+    BICUBIC)`` does to a PIL image); non-square images are stretched; no-op at that size already."""
+    from PIL import Image
+
+    images = _as_rgb_uint8(images)
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, im in enumerate(images):
+        out[i] = np.asarray(Image.fromarray(np.ascontiguousarray(im)).resize((size, size), resample=Image.BICUBIC))
+    return out
+
+
+def resize_tf1_bilinear(x: Any, size: int) -> Any:
+    """A float N x C x H x W tensor resized to size x size by torch-fidelity's TF1-compatible bilinear resize."""
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    return interpolate_bilinear_2d_like_tensorflow1x(x, size=(size, size), align_corners=False)
+
+
+def resized_for_network(images: np.ndarray, size: int, mode: str, device: Any) -> Any:
+    """uint8 N x H x W x 3 numpy images as a float32 N x 3 x size x size tensor in [0, 255] on ``device``, by ``mode``."""
+    import torch
+
+    if mode == "clean":
+        arr = resize_clean(images, size)
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device)
+    if mode == "pil-bicubic":
+        arr = resize_pil_bicubic(images, size)
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device).float()
+    # contiguous NCHW, as torch-fidelity's own resize returns it (the conv kernels then give bitwise-equal output)
+    x = torch.from_numpy(np.ascontiguousarray(_as_rgb_uint8(images))).permute(0, 3, 1, 2).contiguous().to(device).float()
+    return x if tuple(x.shape[-2:]) == (size, size) else resize_tf1_bilinear(x, size)
 
 
 def _local_weights(weights: str | os.PathLike, option: str) -> Path:
@@ -283,20 +354,24 @@ def default_inception_weights(download: bool = True, timeout: float = 15.0) -> P
 class InceptionExtractor(_NetworkExtractor):
     """torch-fidelity's InceptionV3 (``inception-v3-compat``, feature '2048'): the standard FID/KID feature space.
 
-    Preprocessing policy (``resize="pil-bicubic"``, default, as clean-fid argues): every image, real or
-    synthetic, is resized to 299 x 299 with PIL bicubic and rounded to uint8 — exactly what saving a 299 px
-    PNG does — then torch-fidelity normalises (x - 128) / 128; its TF1-bilinear resize is then the identity.
-    ``resize="torch-fidelity"`` hands the native-size uint8 images to torch-fidelity's own TF1-bilinear resize
-    (to reproduce numbers from ``fidelity --input1 DIR`` on small images).
+    ``resize_mode`` (see :data:`RESIZE_MODES`):
+
+    * ``"torch-fidelity"`` (default): the uint8 images go, at the size they have, into torch-fidelity's own
+      forward pass, whose TF1-compatible bilinear resize brings them to 299 px — the FID that
+      ``torch_fidelity.calculate_metrics`` / ``fidelity --input1 DIR`` reports on the same images.
+    * ``"clean"``: clean-fid's preprocessing — PIL bicubic per channel in float to 299 px, clipped, not
+      re-quantised — then (x - 128) / 128 and the same network (clean-fid runs NVIDIA's torchscript port of the
+      same TF graph).
+    * ``"pil-bicubic"``: PIL bicubic on the uint8 image to 299 px, rounded to uint8 (what saving 299 px PNGs
+      and running torch-fidelity on them gives; ooc-bench's default before the resize modes existed).
     """
 
     name = "inception"
 
-    def __init__(self, weights: str | os.PathLike | None = None, resize: str = "pil-bicubic", device: str = "auto",
-                 timeout: float = 15.0) -> None:
+    def __init__(self, weights: str | os.PathLike | None = None, resize_mode: str = "torch-fidelity",
+                 device: str = "auto", timeout: float = 15.0, resize: str | None = None) -> None:
         super().__init__()
-        if resize not in ("pil-bicubic", "torch-fidelity"):
-            raise UserInputError(f"inception: resize must be 'pil-bicubic' or 'torch-fidelity', got {resize!r}")
+        mode = check_resize_mode(resize if resize is not None else resize_mode)  # resize=: the old keyword
         if weights is not None:
             path = _local_weights(weights, "--inception-weights")
             source = str(path)
@@ -307,14 +382,18 @@ class InceptionExtractor(_NetworkExtractor):
 
         self._path = path
         self._device_name = device
-        self.resize = resize
-        pre = (f"PIL bicubic resize of uint8 RGB to 299x299 ({RESIZE_POLICY}), rounded to uint8; (x-128)/128"
-               if resize == "pil-bicubic"
-               else "torch-fidelity TF1-bilinear resize of uint8 RGB to 299x299; (x-128)/128")
-        self.provenance = {"name": self.name, "impl": "torch_fidelity.FeatureExtractorInceptionV3 inception-v3-compat",
+        self.resize_mode = mode
+        self.provenance = {"name": self.name, "feature_space": "inception",
+                           "impl": "torch_fidelity.FeatureExtractorInceptionV3 inception-v3-compat",
                            "feature": "2048", "dim": 2048, "weights": source, "weights_path": str(path),
-                           "weights_sha": _sha_of(path), "resolution": INCEPTION_SIZE, "preprocessing": pre,
+                           "weights_sha": _sha_of(path), "resolution": INCEPTION_SIZE, "resize_mode": mode,
+                           "preprocessing": f"{RESIZE_MODES[mode]}; to 299x299; (x-128)/128",
                            "dtype": "float32", "torch_fidelity": version("torch-fidelity")}
+
+    @property
+    def resize(self) -> str:
+        """The resize mode (old attribute name)."""
+        return self.resize_mode
 
     def _build(self, device: Any) -> Any:
         import torch
@@ -332,61 +411,128 @@ class InceptionExtractor(_NetworkExtractor):
         import torch
 
         model = self._load()
-        if self.resize == "pil-bicubic":
-            images = resize_uint8(images, INCEPTION_SIZE)
-        x = self._to_nchw(images)
-        if self._device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():  # fp32 on every device: FID is sensitive to reduced precision
-            feats = model(x)[0]
+            if self.resize_mode == "torch-fidelity":  # torch-fidelity's own forward, resize included
+                x = self._to_nchw(images)
+                if self._device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                feats = model(x)[0]
+            else:
+                x = resized_for_network(images, INCEPTION_SIZE, self.resize_mode, self._device)
+                if self._device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                feats = inception_pool_features(model, x)
         return feats.double().cpu().numpy()
+
+
+def inception_pool_features(model: Any, x: Any) -> Any:
+    """torch-fidelity InceptionV3 '2048' features of a float N x 3 x 299 x 299 tensor in [0, 255].
+
+    torch-fidelity's forward accepts only uint8; this runs the same modules (in their definition order, which
+    is the forward order) on float input, so a float image that is not re-quantised (the clean mode) keeps its
+    fractional values. On uint8-valued input it equals ``model(x)[0]``.
+    """
+    import torch
+
+    if tuple(x.shape[-2:]) != (INCEPTION_SIZE, INCEPTION_SIZE):
+        raise ValueError(f"inception_pool_features needs 299 x 299 input, got {tuple(x.shape)}")
+    x = (x.to(model.feature_extractor_internal_dtype) - 128) / 128
+    for name, layer in model.named_children():
+        if name == "fc":
+            break
+        x = layer(x)
+    return torch.flatten(x, 1).to(torch.float32)
 
 
 # --------------------------------------------------------------------------------------------- dinov2
 
-@register_extractor("dinov2", aliases=("dino", "dinov2-s", "dinov2_vits14", "vit_small_patch14_dinov2"),
-                    description="timm DINOv2 ViT (default ViT-S/14) CLS features, as the dgm-eval study recommends")
-class DinoV2Extractor(_NetworkExtractor):
-    """A timm DINOv2 ViT's CLS-token features (ViT-S/14 by default): weights from a local file or the HF hub cache.
+DINOV2_MODELS: dict[str, str] = {  # size name (as in facebookresearch/dinov2 and dgm-eval) -> timm architecture
+    "vits14": "vit_small_patch14_dinov2",
+    "vitb14": "vit_base_patch14_dinov2",
+    "vitl14": "vit_large_patch14_dinov2",
+    "vitg14": "vit_giant_patch14_dinov2",
+}
+DINOV2_DIMS = {"vits14": 384, "vitb14": 768, "vitl14": 1024, "vitg14": 1536}  # CLS feature width
+DINOV2_DEFAULT = "vitl14"  # dgm-eval's default (its FD_DINOv2 numbers are ViT-L/14)
+_HUB_ID = re.compile(r"^(hf-hub:)?[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
-    Preprocessing: PIL bicubic resize of uint8 RGB to ``resolution`` (224, a multiple of the 14 px patch),
-    scaled to [0, 1] and normalised with the model's ImageNet mean/std; position embeddings are resampled by timm.
+
+def resolve_dinov2_model(model: str) -> tuple[str, str, str]:
+    """(size name, timm architecture, timm pretrained tag) of ``vitl14``, ``dinov2_vitl14``, ``dinov2-vit-l-14``,
+    ``vit_large_patch14_dinov2`` or ``vit_large_patch14_dinov2.lvd142m``; UserInputError naming --dinov2-model."""
+    raw = str(model).strip()
+    arch, _, tag = raw.partition(".")
+    key = arch.lower().replace("dinov2_", "").replace("dinov2-", "").replace("vit-", "vit").replace("-", "")
+    if key in DINOV2_MODELS:
+        arch = DINOV2_MODELS[key]
+    by_arch = {v: k for k, v in DINOV2_MODELS.items()}
+    if arch not in by_arch:
+        raise UserInputError(f"--dinov2-model: unknown DINOv2 model {model!r}; choose one of "
+                             f"{', '.join(DINOV2_MODELS)} (or the timm names {', '.join(DINOV2_MODELS.values())})")
+    return by_arch[arch], arch, f"{arch}.{tag or 'lvd142m'}"
+
+
+@register_extractor("dinov2", aliases=("dino", "dinov2-fd"),
+                    description="DINOv2 ViT (default ViT-L/14, as dgm-eval) CLS features through timm")
+class DinoV2Extractor(_NetworkExtractor):
+    """A DINOv2 ViT's CLS-token features (timm; the final-norm CLS token, what ``torch.hub`` DINOv2 returns).
+
+    ``model``: ``vits14``, ``vitb14``, ``vitl14`` (default, as dgm-eval) or ``vitg14`` (or timm names).
+    ``weights``: a local file (timm or original facebookresearch format; timm converts the latter) or a Hugging
+    Face hub id (``timm/vit_large_patch14_dinov2.lvd142m``, ``hf-hub:`` prefix optional; read from the HF cache
+    offline); default: timm's hub id of ``model``. ``model_kwargs`` overrides the timm architecture (depth,
+    width: tiny test configs, custom variants) and is part of the id.
+    ``resize_mode`` (:data:`RESIZE_MODES`): ``pil-bicubic`` (default: dgm-eval's torchvision bicubic on PIL
+    images), ``clean`` (dgm-eval ``--clean_resize``) or ``torch-fidelity`` (its TF1-bilinear, as torch-fidelity's
+    ``dinov2-vit-*`` extractors). Then /255 and the model's ImageNet mean/std.
     """
 
     name = "dinov2"
 
-    def __init__(self, model: str = "vit_small_patch14_dinov2", weights: str | os.PathLike | None = None,
-                 resolution: int = 224, device: str = "auto", amp: bool = False) -> None:
+    def __init__(self, model: str = DINOV2_DEFAULT, weights: str | os.PathLike | None = None, resolution: int = 224,
+                 device: str = "auto", amp: bool = False, resize_mode: str = "pil-bicubic",
+                 model_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
-        import timm
-
-        arch = model.split(".")[0]
-        if arch not in timm.list_models("*dinov2*"):
-            raise UserInputError(f"dinov2: unknown timm DINOv2 model {model!r}; try one of {', '.join(timm.list_models('vit_*_dinov2'))}")
-        if resolution % 14:
+        size_name, arch, tag = resolve_dinov2_model(model)
+        mode = check_resize_mode(resize_mode)
+        if int(resolution) % 14:
             raise UserInputError(f"dinov2: resolution must be a multiple of 14 (patch size), got {resolution}")
-        if weights is not None:
-            path = _local_weights(weights, "--dinov2-weights")
+        hint = "pass a local weights file or a hub id with --dinov2-weights (weights= in Python), or use --features domain"
+        wstr = None if weights is None else str(weights)
+        if wstr is not None and (Path(wstr).expanduser().is_file() or not _HUB_ID.match(wstr)
+                                 or wstr.lower().endswith(_WEIGHT_SUFFIXES)):
+            path = _local_weights(wstr, "--dinov2-weights")
             source = str(path)
         else:
-            tag = model if "." in model else f"{model}.lvd142m"
-            cfg = timm.models.get_pretrained_cfg(tag)
-            repo = getattr(cfg, "hf_hub_id", None) or f"timm/{tag}"
-            hint = "pass a local weights file with --dinov2-weights FILE (weights= in Python), or use --features domain"
+            if wstr is None:
+                import timm
+
+                cfg = timm.models.get_pretrained_cfg(tag)
+                repo = getattr(cfg, "hf_hub_id", None) or f"timm/{tag}"
+            else:
+                repo = wstr.removeprefix("hf-hub:")
             try:
                 from huggingface_hub import hf_hub_download
 
                 path = Path(hf_hub_download(repo, "model.safetensors"))
             except Exception as exc:
-                raise WeightsUnavailableError(f"DINOv2 weights {repo} are not in the Hugging Face cache and could not be "
-                                              f"downloaded ({type(exc).__name__}); {hint}") from exc
+                state = "offline mode is on" if is_offline() else "could not be downloaded"
+                raise WeightsUnavailableError(f"DINOv2 weights {repo} are not in the Hugging Face cache and {state} "
+                                              f"({type(exc).__name__}); {hint}") from exc
             source = f"hf-hub:{repo}"
         self._arch, self._path, self._device_name, self._amp = arch, path, device, bool(amp)
+        self._model_kwargs = dict(model_kwargs or {})
         self.resolution = int(resolution)
-        self.provenance = {"name": self.name, "impl": f"timm {arch} CLS token", "weights": source,
-                           "weights_path": str(path), "weights_sha": _sha_of(path), "resolution": self.resolution,
-                           "preprocessing": f"PIL bicubic resize of uint8 RGB to {resolution}x{resolution} ({RESIZE_POLICY}); "
-                                            "/255; ImageNet mean/std",
+        self.resize_mode = mode
+        self.model_size = size_name
+        self.provenance = {"name": self.name, "feature_space": f"dinov2-{size_name}", "model": size_name,
+                           "impl": f"timm {arch} CLS token", "model_kwargs": self._model_kwargs,
+                           "weights": source, "weights_path": str(path), "weights_sha": _sha_of(path),
+                           "dim": int(self._model_kwargs.get("embed_dim", DINOV2_DIMS[size_name])),
+                           "resolution": self.resolution, "resize_mode": mode,
+                           "preprocessing": f"{RESIZE_MODES[mode]}; to {self.resolution}x{self.resolution}; /255; "
+                                            "ImageNet mean/std",
                            "amp": self._amp}
 
     def _build(self, device: Any) -> Any:
@@ -395,19 +541,16 @@ class DinoV2Extractor(_NetworkExtractor):
 
         try:
             model = timm.create_model(self._arch, pretrained=True, num_classes=0, img_size=self.resolution,
-                                      pretrained_cfg_overlay={"file": str(self._path)})
+                                      pretrained_cfg_overlay={"file": str(self._path)}, **self._model_kwargs)
         except Exception as exc:
             raise UserInputError(f"--dinov2-weights: could not load {self._path} into {self._arch} ({exc})") from exc
         cfg = model.pretrained_cfg
         self._mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406))).view(1, 3, 1, 1).to(device)
         self._std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225))).view(1, 3, 1, 1).to(device)
-        self.provenance["dim"] = int(model.num_features)
+        if int(model.num_features) != self.provenance["dim"]:  # known before loading: the id must not change
+            raise UserInputError(f"--dinov2-weights: {self._arch} gives {model.num_features}-d features, "
+                                 f"expected {self.provenance['dim']}")
         return model.to(device).eval().requires_grad_(False)
-
-    @property
-    def dim(self) -> int:
-        self._load()
-        return int(self.provenance["dim"])
 
     def _extract_batch(self, images: np.ndarray) -> np.ndarray:
         import torch
@@ -415,8 +558,7 @@ class DinoV2Extractor(_NetworkExtractor):
         from ..runtime import amp_dtype
 
         model = self._load()
-        images = resize_uint8(images, self.resolution)
-        x = self._to_nchw(images).float() / 255.0
+        x = resized_for_network(images, self.resolution, self.resize_mode, self._device) / 255.0
         x = (x - self._mean) / self._std
         dt = amp_dtype(self._device) if self._amp else None
         with torch.inference_mode(), torch.autocast(self._device.type, dtype=dt, enabled=dt is not None):
