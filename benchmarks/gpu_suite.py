@@ -34,6 +34,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+if importlib.util.find_spec("ooc_bench") is None:  # a GPU machine's own Python: run from the checkout, uninstalled
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 SECTIONS = ("classifiers", "gan", "sd", "features")
 # packages each section needs beyond torch (the GPU machine's Python may lack some: bring them as wheels)
 NEEDS = {"classifiers": ("timm",), "gan": (), "sd": ("diffusers", "transformers", "peft", "safetensors"),

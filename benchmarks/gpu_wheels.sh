@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Download the wheels benchmarks/gpu_suite.py needs on a GPU machine whose own Python lacks them (no network there).
+#
+#   bash benchmarks/gpu_wheels.sh [DIR]          # default DIR: .whl (ignored by git: add it to .git/info/exclude)
+#
+# On the GPU machine (Python 3.12 with torch, timm, peft, transformers, accelerate already installed):
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl
+#   PYTHONPATH=/tmp/site python3 benchmarks/gpu_suite.py --out RESULTS_DIR
+# Versions are the ones constraints.txt pins; all of these are pure-Python wheels (any platform).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-.whl}
+mkdir -p "$dir"
+pins=()
+for name in diffusers torch_fidelity submitit openpyxl et_xmlfile clean-fid; do
+  pin=$(grep -i -E "^${name//_/[-_]}==" constraints.txt || true)
+  [ -n "$pin" ] || { echo "gpu_wheels: $name is not pinned in constraints.txt" >&2; exit 2; }
+  pins+=("$pin")
+done
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py \
+  --implementation cp -d "$dir" "${pins[@]}"
+ls -1 "$dir"
