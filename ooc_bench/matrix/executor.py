@@ -139,8 +139,17 @@ class Runner:
             params.setdefault("gpus_per_node", 0)
         ex.update_parameters(name="ooc-bench", **params)
         sub = ex.map_array(run_job_in_worker, [a[0] for a in args], [a[1] for a in args], [a[2] for a in args])
-        for j, s in zip(todo, sub):
+        if cluster == "slurm":  # poll squeue, not submitit's sacct: no accounting needed, no sacct warnings in the log
+            from .slurm_wait import wait_for_jobs
+
+            finished = ((i, state == "result") for i, state in wait_for_jobs(sub))
+        else:
+            finished = ((i, True) for i in range(len(sub)))
+        for i, has_result in finished:
+            j, s = todo[i], sub[i]
             try:
+                if not has_result:
+                    raise RuntimeError(f"Slurm job {s.job_id} ended without a result")
                 self._report(j, s.result())
             except Exception:  # noqa: BLE001 - the job died (killed, preempted, out of memory): retried by run()
                 if read_record(self.paths, j.kind, j.key) is None:
