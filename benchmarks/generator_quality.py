@@ -17,8 +17,8 @@ fitted on the *train split* of a real data set that ships in a package, sampled 
   (cumulative: a larger budget resumes the previous fit from the same workdir unless ``--fresh``), plus
   ``fit_wall_s`` (wall time on a possibly shared machine) and ``judge_cpu_s``.
 
-Data sets (all offline once installed): ``digits16`` / ``digits32`` — scikit-learn ``load_digits`` (8x8,
-10 classes) upscaled with the data layer's resize policy; ``nuclei16`` / ``nuclei32`` — 32x32 patches of the
+Data sets (all offline once installed): ``digits8`` / ``digits16`` / ``digits32`` — scikit-learn ``load_digits``
+(8x8, 10 classes) as they are or upscaled with the data layer's resize policy; ``nuclei16`` / ``nuclei32`` — 32x32 patches of the
 fluorescence nuclei image shipped in the ``stardist`` wheel (``stardist/data/images/img2d.tif`` and its
 instance mask), two classes: ``nucleus`` (centred on an annotated nucleus) and ``background`` (no nucleus
 centre within 8 px), 8 dihedral copies of each patch, split by source patch (no copy of a test patch is trained
@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-DATASETS = ("digits16", "digits32", "nuclei16", "nuclei32")
+DATASETS = ("digits8", "digits16", "digits32", "nuclei16", "nuclei32")
 BUDGET_KEYS = {"gan": "kimg", "ddpm": "steps"}  # the setting that measures training length, per generator
 HARNESS_DEFAULTS = {"gan": {"verbose": False}}  # quiet progress bars in logs; overridable with --param
 DEVICE_GENERATORS = ("gan", "ddpm", "sd", "sd-img2img")
@@ -200,9 +200,14 @@ def load_nuclei_data(size: int, wheel: Path, patch: int = 32, seed: int = 0) -> 
     return np.stack(ims), np.array(labels, np.int64), np.array(groups), ["nucleus", "background"]
 
 
+def dataset_size(name: str) -> int:
+    """Image size in a data set's name (``digits16`` -> 16)."""
+    return int(name.rstrip("0123456789") and name[len(name.rstrip("0123456789")):])
+
+
 def load_dataset(name: str, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(images uint8 N x S x S x 3, labels, split groups, class names) of a named data set."""
-    size = int(name[-2:])
+    size = dataset_size(name)
     if name.startswith("digits"):
         return load_digits_data(size)
     return load_nuclei_data(size, stardist_wheel(args.cache, args.stardist_wheel))
@@ -340,7 +345,7 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if args.device != "keep" and g in DEVICE_GENERATORS:
             params[g].setdefault("device", args.device)
         if g in RESOLUTION_GENERATORS:  # train at the data set's size unless told otherwise
-            params[g].setdefault("resolution", int(args.dataset[-2:]))
+            params[g].setdefault("resolution", dataset_size(args.dataset))
         if g in budgets and g not in keys:
             raise HarnessError(f"--budgets for {g}: no budget setting known; pass --budget-key {g}=SETTING")
         ladders[g] = budgets.get(g) or [None]

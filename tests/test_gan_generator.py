@@ -185,7 +185,7 @@ def test_all_regularisers_and_options_run(tmp_path):
                            fused_modconv=True, num_threads=1).fit(_train_set(), None)
     tr = gen._trainer
     assert float(tr.augment.p) == 0.5 and tr.ada is None  # fixed p: no adaptation
-    assert tr.r1_gamma == pytest.approx(0.0002 * 16 ** 2 / 8)
+    assert tr.r1_gamma == 0.05  # the ADA heuristic (0.0002 * 16^2 / 8 = 0.0064) is below the default's floor
     assert "pl" in tr.stats and "r1" in tr.stats and np.isfinite(tr.stats["pl"])
     a = gen.generate(0, [0, 1], [3, 4], 16)
     b = gen.generate(0, [0, 1], [3, 4], 16)  # random noise is drawn from the image's seed as well

@@ -60,7 +60,12 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    """Conv layer with equalised learning rate; optional FIR 2x downsampling before the conv (discriminator)."""
+    """Conv layer with equalised learning rate; optional FIR 2x downsampling (discriminator).
+
+    Down-sampling follows NVlabs' ``conv2d_resample``: a k x k conv (k > 1) low-passes the input at full
+    resolution with zero padding ``k // 2 + 1`` on each side (2 for 3x3) and then runs a stride-2 conv without
+    padding; a 1x1 conv low-passes and decimates first (padding 1) and then convolves at half resolution.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
                  activation: bool = False, down: bool = False) -> None:
@@ -74,12 +79,16 @@ class EqualConv2d(nn.Module):
         self.register_buffer("kernel", fir_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.down:
-            x = downsample2d(x, self.kernel)
         act_gain = LRELU_GAIN if self.activation else 1.0  # folded into w and b (lrelu is positively homogeneous)
         w = self.weight.to(x.dtype) * (self.weight_gain * act_gain)
         b = self.bias.to(x.dtype) * act_gain if self.bias is not None else None
-        x = F.conv2d(x, w, b, padding=self.padding)
+        if self.down and self.padding > 0:  # filter at full resolution (pad k//2 + 1), then a stride-2 conv
+            x = blur(x, self.kernel, (self.padding + 1, self.padding + 1))
+            x = F.conv2d(x, w, b, stride=2)
+        else:
+            if self.down:  # 1x1: decimate first, then convolve at half resolution (same result, 4x cheaper)
+                x = downsample2d(x, self.kernel)
+            x = F.conv2d(x, w, b, padding=self.padding)
         return F.leaky_relu(x, 0.2) if self.activation else x
 
 

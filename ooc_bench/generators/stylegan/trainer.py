@@ -197,7 +197,6 @@ class Trainer:
                         real = real.contiguous(memory_format=torch.channels_last)
                     c_real = onehot(idx)
                     z = torch.randn(self.batch, self.G.z_dim).to(dev)
-                    c_fake = onehot(torch.randint(n_data, (self.batch,)))
                     do_r1 = bool(self.r1_interval) and self.iteration % self.r1_interval == 0
                     d_stats = self.loss.d_step(real, c_real, z, do_r1, self.r1_interval, self.scaler)
                     self._opt_step(self.opt_D, self.D)
