@@ -5,30 +5,72 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...config import check_table, defaults, option, runtime_keys
 from ...errors import UserInputError
 from ..base import Generator, TrainingSet
 
 log = logging.getLogger(__name__)
 
-# every setting: default (None = resolved from resolution / capacity / device at construction)
-DEFAULTS: dict[str, Any] = {
-    "resolution": 64, "kimg": None, "batch_size": None, "capacity": "auto", "channel_base": None,
-    "channel_max": None, "z_dim": None, "w_dim": None, "mapping_layers": None, "mbstd_group": 4,
-    "conditional": True, "condition_on": None,
-    "r1_gamma": None, "r1_interval": 16, "pl_weight": 0.0, "pl_interval": 4, "style_mixing": None,
-    "lr": 0.0025, "betas": (0.0, 0.99), "ema_kimg": None, "ema_rampup": 0.05,
-    "ada_target": 0.6, "ada_interval": 4, "ada_kimg": 100.0, "fixed_p": None, "augment_pipe": "bgc", "mirror": False,
-    "truncation_psi": 1.0, "noise_mode": "const", "checkpoint_kimg": None, "grid_kimg": None,
-    "amp": True, "channels_last": True, "fused_modconv": None, "device": "auto", "seed": 0,
-    "gan_pkl": None, "allow_pickle": False, "verbose": True, "gen_batch": 1, "num_threads": None,
-}
+@dataclass
+class GanConfig:
+    """Settings of the `gan` generator; ``None`` / ``auto`` are resolved from resolution, capacity and device."""
+
+    resolution: int = option(64, "working resolution (px), a power of two", low=8, high=1024)
+    kimg: float | None = option(None, "training length in thousands of real images shown (none: 1000 on CUDA, 2 on CPU)",
+                                low=0.0, low_open=True)
+    batch_size: int | None = option(None, "batch size (none: min(32, max(4, 4096 // resolution)))", low=1)
+    capacity: str = option("auto", "network size preset (auto: paper on CUDA, tiny on CPU)",
+                           choices=("auto", "tiny", "small", "paper", "large"))
+    channel_base: int | None = option(None, "channel budget (none: the capacity's)", low=1)
+    channel_max: int | None = option(None, "most channels per layer (none: the capacity's)", low=1)
+    z_dim: int | None = option(None, "latent size (none: the capacity's)", low=1)
+    w_dim: int | None = option(None, "style size (none: the capacity's)", low=1)
+    mapping_layers: int | None = option(None, "mapping-network depth (none: the capacity's)", low=1)
+    mbstd_group: int = option(4, "minibatch-stddev group size", low=1)
+    conditional: bool = option(True, "class-conditional (false: one unconditional network, one-class sets only)")
+    condition_on: str | None = option(None, "also condition on this metadata column (e.g. cell_type)")
+    r1_gamma: float | None = option(None, "R1 regularisation weight (none: max(0.05, 0.0002 * resolution^2 / batch_size))", low=0.0)
+    r1_interval: int = option(16, "minibatches between R1 steps (lazy regularisation)", low=1)
+    pl_weight: float = option(0.0, "path-length regularisation weight", low=0.0)
+    pl_interval: int = option(4, "minibatches between path-length steps", low=1)
+    style_mixing: float | None = option(None, "style-mixing probability (none: the capacity's)", low=0.0, high=1.0)
+    lr: float = option(0.0025, "Adam learning rate of G and D", low=0.0, low_open=True)
+    betas: tuple[float, float] = option((0.0, 0.99), "Adam betas")
+    ema_kimg: float | None = option(None, "EMA half-life in kimg (none: batch_size * 10 / 32)", low=0.0)
+    ema_rampup: float | None = option(0.05, "EMA ramp-up (none: off)", low=0.0)
+    ada_target: float = option(0.6, "ADA overfitting-heuristic target r_t", low=0.0, high=1.0)
+    ada_interval: int = option(4, "minibatches between ADA adjustments", low=1)
+    ada_kimg: float = option(100.0, "kimg for p to go 0 -> 1 at most", low=0.0, low_open=True)
+    fixed_p: float | None = option(None, "fixed augmentation probability (none: adaptive)", low=0.0, high=1.0)
+    augment_pipe: str = option("bgc", "ADA transforms (NVlabs names, e.g. bgc, bgcfnc)")
+    mirror: bool = option(False, "x-flip the training images")
+    truncation_psi: float = option(1.0, "truncation psi when sampling (1: none)", low=0.0)
+    noise_mode: str = option("const", "per-pixel noise when sampling", choices=("const", "random", "none"))
+    checkpoint_kimg: float | None = option(None, "kimg between checkpoints (none: kimg / 10, at most 50)", low=0.0,
+                                           low_open=True, runtime=True)
+    grid_kimg: float | None = option(None, "kimg between sample grids (none: kimg / 10, at most 50)", low=0.0,
+                                     low_open=True, runtime=True)
+    amp: bool = option(True, "mixed precision on CUDA", runtime=True)
+    channels_last: bool = option(True, "channels-last memory format on CUDA", runtime=True)
+    fused_modconv: bool | None = option(None, "fused modulated convolution (none: false)")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", runtime=True)
+    seed: int = option(0, "training seed")
+    gan_pkl: str | None = option(None, "NVlabs network pickle to start from or sample")
+    allow_pickle: bool = option(False, "allow loading an NVlabs pickle (runs code from the file)")
+    verbose: bool = option(True, "progress lines while training", runtime=True)
+    gen_batch: int = option(1, "images per generator forward pass when sampling", low=1)
+    num_threads: int | None = option(None, "torch CPU threads (none: the job's)", low=1, runtime=True)
+
+
+DEFAULTS: dict[str, Any] = defaults(GanConfig)  # kept for callers of the old dict
 # settings that do not change the trained model or its samples (kept out of config_hash)
-_RUNTIME_ONLY = ("device", "verbose", "amp", "channels_last", "checkpoint_kimg", "grid_kimg", "num_threads")
+_RUNTIME_ONLY = tuple(sorted(runtime_keys(GanConfig)))
 _CAPACITY = {  # preset: (channel_base, channel_max, z/w dim, mapping layers, style mixing)
     "tiny": (1024, 64, 128, 2, 0.0),
     "small": (4096, 256, 256, 2, 0.0),
@@ -37,40 +79,9 @@ _CAPACITY = {  # preset: (channel_base, channel_max, z/w dim, mapping layers, st
 }
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Turn CLI strings (``--param key=value``) into the type of the setting."""
-    if not isinstance(value, str):
-        if key == "betas" and value is not None:
-            return tuple(float(v) for v in value)
-        return value
-    v = value.strip()
-    if v.lower() in ("none", "null", ""):
-        return None
-    if key in ("conditional", "mirror", "amp", "channels_last", "fused_modconv", "allow_pickle", "verbose"):
-        if v.lower() in ("1", "true", "yes", "on"):
-            return True
-        if v.lower() in ("0", "false", "no", "off"):
-            return False
-        raise UserInputError(f"gan: {key}={value!r} is not a boolean (use true/false)")
-    if key == "betas":
-        return tuple(float(x) for x in v.strip("()[]").split(","))
-    if key in ("capacity", "condition_on", "augment_pipe", "noise_mode", "device", "gan_pkl"):
-        return v
-    try:
-        f = float(v)
-    except ValueError as exc:
-        raise UserInputError(f"gan: {key}={value!r} is not a number") from exc
-    return int(f) if f.is_integer() and key not in ("kimg", "lr", "r1_gamma", "pl_weight", "fixed_p", "ema_kimg",
-                                                   "ada_kimg", "ada_target", "truncation_psi", "style_mixing",
-                                                   "checkpoint_kimg", "grid_kimg", "ema_rampup") else f
-
-
 def resolve_config(**config: Any) -> dict[str, Any]:
     """Fill every ``None`` default from resolution, capacity preset and device; validate values."""
-    unknown = sorted(set(config) - set(DEFAULTS))
-    if unknown:
-        raise UserInputError(f"gan: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(DEFAULTS))}")
-    cfg = {k: _coerce(k, config[k]) if k in config else v for k, v in DEFAULTS.items()}
+    cfg = {**defaults(GanConfig), **check_table(GanConfig, config, "gan")}  # names, types, ranges: GanConfig
     from ...runtime import pick_device
 
     on_cuda = pick_device(cfg["device"]).type == "cuda"
@@ -123,6 +134,7 @@ class StyleGAN2ADA(Generator):
     """StyleGAN2 with adaptive discriminator augmentation, class-conditional, trained on the training split only."""
 
     name = "gan"
+    config_class = GanConfig
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**resolve_config(**config))
