@@ -65,7 +65,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_results_files_and_contents(reference_run):
     out = reference_run
-    for name in ("quality.csv", "downstream.csv", "summary.csv", "provenance.json", "split.csv", "tables/downstream.tex",
+    for name in ("quality.csv", "downstream.csv", "summary.csv", "provenance.json", "split.csv", "tables/downstream_accuracy.tex",
                  "tables/quality.md", "plots/accuracy_vs_ratio_cnn.png", "plots/samples.png"):
         assert (out / name).is_file(), name
     down = _rows(out / "downstream.csv")
@@ -132,10 +132,14 @@ def test_report_reproduces_tables_from_csvs_alone(reference_run, tmp_path):
     assert text == b.file.getvalue() and "real-train" in text and "cnn:" in text
     res = CliRunner().invoke(app, ["report", str(only_csv), "--latex", "--markdown", "--plots"])
     assert res.exit_code == 0, res.output
-    tex = (only_csv / "tables" / "downstream.tex").read_text()
+    tex = (only_csv / "tables" / "downstream_accuracy.tex").read_text()
     assert "\\toprule" in tex and "aug" in tex
     assert (only_csv / "plots" / "accuracy_vs_ratio_cnn.png").is_file()
-    assert (only_csv / "tables" / "downstream.tex").read_text() == (reference_run / "tables" / "downstream.tex").read_text()
+
+    def unlabelled(p: Path) -> list[str]:  # the label names the run (provenance.json's name, else the folder)
+        return [line for line in p.read_text().splitlines() if not line.startswith("\\label")]
+
+    assert unlabelled(only_csv / "tables" / "downstream_accuracy.tex") == unlabelled(reference_run / "tables" / "downstream_accuracy.tex")
 
 
 def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path, capsys):

@@ -54,6 +54,9 @@ def report(
         written += write_tables(results_dir, latex=latex, markdown=markdown, metric=metric)
     if plots:
         written += write_plots(results_dir, metric=metric)
+    from ..matrix.html import write_html
+
+    written.append(write_html(results_dir, metric=metric))  # always: the page a lab shares (tables, figures, provenance)
     for p in written:
         console.print(f"wrote {p}")
 

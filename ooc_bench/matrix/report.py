@@ -149,123 +149,72 @@ def print_tables(run_dir: Path, console: Console | None = None, per_class: bool 
 
 
 def _latex_escape(s: str) -> str:
-    return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("±", r"$\pm$")
+    from .thesis_tables import latex_escape
+
+    return latex_escape(s)
 
 
 def to_latex(header: list[str], rows: list[list[str]], caption: str, label: str) -> str:
-    """A booktabs table."""
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}", rf"\label{{{label}}}",
-             r"\begin{tabular}{" + "l" * 1 + "r" * (len(header) - 1) + "}", r"\toprule",
-             " & ".join(_latex_escape(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex_escape(c) for c in r) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
-    return "\n".join(lines)
+    """A booktabs table of plain-text cells (everything escaped); the thesis tables use ``thesis_tables``."""
+    from .thesis_tables import Table, to_latex_table
+
+    return to_latex_table(Table("table", header, rows, caption, label, [False] + [True] * (len(header) - 1)))
 
 
 def to_markdown(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    """A GitHub-flavoured Markdown table of plain-text cells (Markdown specials escaped)."""
+    from .thesis_tables import markdown_escape
+
+    out = ["| " + " | ".join(markdown_escape(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(markdown_escape(c) for c in r) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
 
-def write_tables(run_dir: Path, latex: bool = True, markdown: bool = True, metric: str = "accuracy") -> list[Path]:
-    """Write tables/quality.{tex,md} and tables/downstream.{tex,md} from the CSVs."""
+def write_tables(run_dir: Path, latex: bool = True, markdown: bool = True, metric: str = "accuracy",
+                 per_class: bool = True) -> list[Path]:
+    """Write tables/quality.{tex,md}, tables/downstream_<metric>.{tex,md} and, with ``per_class``, the per-class
+    tables (quality_per_class, downstream_<metric>_per_class) — each file named by its metric, never overwritten by
+    another metric's; labels are unique to the run, table and metric."""
+    from .thesis_tables import run_name, tables_for, to_latex_table, to_markdown_table
+
     res = load_results(run_dir)
-    qh, qr = quality_table(res["quality"])
-    dh, dr = downstream_table(res["summary"], metric)
-    dr_txt = [[txt for txt, _ in r] for r in dr]
     out_dir = Path(run_dir) / "tables"
     written = []
-    if latex:
-        for name, h, r, cap in (("quality", qh, qr, "Synthetic-image quality against the real reference split."),
-                                ("downstream", dh, dr_txt, f"Test {metric}: mean ± std over seeds (Δ vs real-only).")):
-            p = out_dir / f"{name}.tex"
-            write_text(p, to_latex(h, r, cap, f"tab:ooc-{name}"))
-            written.append(p)
-    if markdown:
-        for name, h, r in (("quality", qh, qr), ("downstream", dh, dr_txt)):
-            p = out_dir / f"{name}.md"
-            write_text(p, to_markdown(h, r))
-            written.append(p)
+    for t in tables_for(res, run_name(run_dir), metric=metric, per_class=per_class):
+        if latex:
+            write_text(out_dir / f"{t.name}.tex", to_latex_table(t))
+            written.append(out_dir / f"{t.name}.tex")
+        if markdown:
+            write_text(out_dir / f"{t.name}.md", to_markdown_table(t))
+            written.append(out_dir / f"{t.name}.md")
     return written
 
 
-def _save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    """Lay out, write atomically as PNG, close; returns the path."""
-    import matplotlib.pyplot as plt
+def _save_figure(fig, path: Path, dpi: int = 300) -> Path:
+    """Lay out, write atomically as PNG (300 dpi) and PDF beside it, close; returns the PNG path."""
+    from .figures import save_figure
 
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)[0]
 
 
 def write_plots(run_dir: Path, metric: str = "accuracy") -> list[Path]:
-    """accuracy-vs-ratio per model (CI bands) and FID vs Δaccuracy, as PNGs under plots/."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """plots/<metric>_vs_ratio_<model> per model (CI bands clipped to the metric's range) and
+    plots/fd_vs_delta_<metric> (error bars, the real-train floor), each as 300-dpi PNG and PDF."""
+    from .figures import fd_vs_delta, metric_vs_ratio
 
     res = load_results(run_dir)
     out_dir = Path(run_dir) / "plots"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     summ = [r for r in res["summary"] if r["metric"] == metric]
     for model in sorted({r["model"] for r in summ}):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        base = [r for r in summ if r["model"] == model and r["generator"] == BASELINE]
-        series = defaultdict(list)
-        for r in summ:
-            if r["model"] == model and r["generator"] != BASELINE:
-                series[(r["generator"], r["protocol"])].append(r)
-        for (gen, protocol), rs in sorted(series.items()):
-            pts = ([(0.0, base[0])] if base and protocol != "synthetic-only" else []) + sorted(((_f(r["ratio"]), r) for r in rs), key=lambda t: t[0])
-            x = [p[0] for p in pts]
-            y = [_f(p[1]["mean"]) for p in pts]
-            lo = [_f(p[1]["ci95_low"]) for p in pts]
-            hi = [_f(p[1]["ci95_high"]) for p in pts]
-            ax.plot(x, y, marker="o", label=f"{gen} ({protocol})")
-            ax.fill_between(x, lo, hi, alpha=0.15)
-        if base:
-            ax.axhline(_f(base[0]["mean"]), color="grey", ls="--", lw=1, label="real only")
-        ax.set_xlabel("synthetic ratio r")
-        ax.set_ylabel(f"test {metric} (mean, 95 % CI)")
-        ax.set_title(model)
-        ax.legend(fontsize=8)
-        written.append(_save_figure(fig, out_dir / f"{metric}_vs_ratio_{model}.png"))
-    fid = {r["generator"]: _f(r["value"]) for r in res["quality"] if r["metric"] == "fid" and r["class"] == "all"}
-    pts = [(fid[r["generator"]], _f(r["delta"]), r) for r in summ if r["generator"] in fid and r.get("delta") not in ("", None)]
-    if pts:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for gen in sorted({p[2]["generator"] for p in pts}):
-            gp = [p for p in pts if p[2]["generator"] == gen]
-            ax.scatter([p[0] for p in gp], [p[1] for p in gp], label=gen)
-        ax.axhline(0, color="grey", lw=1)
-        ax.set_xlabel(f"FID ({next(r['extractor'] for r in res['quality'] if r['metric'] == 'fid')} features)")
-        ax.set_ylabel(f"Δ {metric} vs real only")
-        ax.legend(fontsize=8)
-        written.append(_save_figure(fig, out_dir / f"fid_vs_delta_{metric}.png"))
+        written += metric_vs_ratio(summ, metric, model, out_dir / f"{metric}_vs_ratio_{model}.png")
+    written += fd_vs_delta(res["quality"], summ, metric, out_dir / f"fd_vs_delta_{metric}.png")
     return written
 
 
 def write_sample_grid(out: Path, columns: dict[str, dict[str, list[Path]]], per_class: int = 6) -> Path:
-    """A grid PNG: one row per (source, class), ``per_class`` images each; ``columns`` maps source -> class -> paths."""
-    import matplotlib
+    """A grid (PNG + PDF): one labelled row per (source, class), ``per_class`` images each, real and synthetic images
+    centre-cropped to squares the same way; ``columns`` maps source -> class -> paths. Returns the PNG path."""
+    from .figures import sample_grid
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    rows = [(src, cls, paths[:per_class]) for src, by_cls in columns.items() for cls, paths in sorted(by_cls.items())]
-    fig, axes = plt.subplots(len(rows), per_class, figsize=(per_class * 1.2, len(rows) * 1.25), squeeze=False)
-    for i, (src, cls, paths) in enumerate(rows):
-        for j in range(per_class):
-            ax = axes[i][j]
-            ax.axis("off")
-            if j < len(paths):
-                ax.imshow(Image.open(paths[j]).convert("RGB"))
-        axes[i][0].set_title(f"{src} · {cls}", fontsize=7, loc="left")
-    return _save_figure(fig, out, dpi=100)
+    return sample_grid(Path(out), columns, per_class=per_class)[0]

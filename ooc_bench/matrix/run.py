@@ -185,6 +185,12 @@ def run_benchmark(spec: BenchmarkSpec, out: str | Path | None = None, dry_run: b
             _sample_grid(plan, run_root)
         except Exception as exc:  # noqa: BLE001 - a missing image must not hide the results
             console.print(f"[yellow]sample grid not written: {exc}[/]")
+    try:
+        from .html import write_html
+
+        write_html(run_root)  # report.html: verdict, tables, the figures above (embedded) and provenance
+    except Exception as exc:  # noqa: BLE001 - the CSVs and tables are written already; say why the page is missing
+        console.print(f"[yellow]report.html not written: {type(exc).__name__}: {exc}[/]", highlight=False)
     states = job_states(plan, run_root)
     skipped = {j.params["generator"]: rec.get("reason") for j, s, rec in reversed(states)
                if s == "skipped" and j.kind in ("fit", "sample")}  # the earliest stage's reason wins
