@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from ..atomic import write_json
 
-KINDS = ("fit", "sample", "score", "cell")
+KINDS = ("fit", "domain", "sample", "score", "cell")
 
 
 @dataclass
@@ -83,17 +83,39 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def claim_owner(paths: RunPaths, kind: str, key: str) -> dict[str, Any] | None:
-    """Who is running a job right now, or None (a claim by a dead process on this host is stale)."""
+DEFAULT_STALE_AFTER_S = 24 * 3600
+
+
+def stale_after_s() -> float:
+    """Age (seconds) after which a claim by a process on ANOTHER host counts as dead: ``$OOC_BENCH_CLAIM_STALE_S``
+    (``ooc-bench run/status --stale-after``), default 24 h. Claims on this host are checked by pid at once."""
+    from ..settings import claim_stale_s
+
+    return claim_stale_s()
+
+
+def claim_info(paths: RunPaths, kind: str, key: str) -> dict[str, Any] | None:
+    """A job's claim file as written (host, pid, time) plus ``age_s``, ``stale`` and why; None without a claim."""
     p = paths.claim_path(kind, key)
     try:
         info = json.loads(p.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    age = time.time() - float(info.get("time", 0))
+    info["age_s"] = age
+    info["stale"], info["why"] = False, ""
     if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", 0))):
-        return None
-    stale_after = float(os.environ.get("OOC_BENCH_CLAIM_STALE_S", 24 * 3600))
-    if time.time() - float(info.get("time", 0)) > stale_after:
+        info["stale"], info["why"] = True, "its process is gone"
+    elif age > stale_after_s():
+        info["stale"], info["why"] = True, f"older than the stale timeout ({stale_after_s():g} s)"
+    return info
+
+
+def claim_owner(paths: RunPaths, kind: str, key: str) -> dict[str, Any] | None:
+    """Who is running a job right now, or None (a claim by a dead process on this host, or one older than
+    :func:`stale_after_s`, is stale)."""
+    info = claim_info(paths, kind, key)
+    if info is None or info["stale"]:
         return None
     return info
 
