@@ -86,6 +86,11 @@ EOF
 mv "$CONF.tmp" "$CONF"
 
 # --- the two daemons, in the background (stale ones from an older configuration are stopped first) ---
+if command -v systemctl >/dev/null 2>&1; then  # a packaged service (real VMs) would hold the ports with its own config
+  for unit in slurmctld slurmd; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null; then say "stopping the $unit service"; systemctl stop "$unit" || true; fi
+  done
+fi
 for d in slurmctld slurmd; do
   pidf=/run/slurm/$d.pid
   if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then kill "$(cat "$pidf")" 2>/dev/null || true; sleep 1; fi

@@ -122,3 +122,15 @@ def test_report_cli_writes_one_file_per_metric_and_per_class(runs, capsys):
     code, _, err = run_cli(capsys, "report", adjusted, "--latex", "--metric", "nope")
     assert code != 0 and "--metric nope" in err and "accuracy" in err
     assert NASTY_GEN and NASTY_CLASS
+
+
+def test_a_missing_tool_fails_on_ci_and_skips_elsewhere(monkeypatch):
+    from .external_tools import require
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true but pdflatex is not available: apt-get"):
+        require(False, "pdflatex", "apt-get install texlive-latex-base")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="pdflatex is not available"):
+        require(False, "pdflatex", "apt-get install texlive-latex-base")
+    require(True, "pdflatex", "")  # available: neither

@@ -78,6 +78,7 @@ def test_a_small_matrix_runs_on_slurm_and_a_killed_job_is_resubmitted_alone(clus
     assert not first[2] and second[2]  # the first attempt died without a result, the resubmission finished
     assert all(has_result for _, key, has_result in subs if key != killed)
     assert set(per_key) == {r["key"] for r in records}
+    assert "<table" in (out / "report.html").read_text()  # the page every run leaves, also without plots
 
     # a second run of the same command finds everything recorded and submits nothing
     run_benchmark(load_spec(spec), out=out, executor="slurm", jobs=2, console=Console(file=io.StringIO(), width=200), plots=False)

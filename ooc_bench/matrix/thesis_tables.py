@@ -328,7 +328,10 @@ def quality(quality_rows: list[dict[str, Any]], run: str, per_class: bool = Fals
     the n each distance was computed at) with a caption and a label, for LaTeX/Markdown/HTML."""
     from .report import quality_table
 
-    header, rows = quality_table(quality_rows, per_class=per_class, sep=" ")
+    import inspect
+
+    one_line = {"sep": " "} if "sep" in inspect.signature(quality_table).parameters else {}
+    header, rows = quality_table(quality_rows, per_class=per_class, **one_line)
     numeric = [h not in ("generator", "class", "features") for h in header]
     cells: list[list[Cell]] = [[NumText(c) if n else c for c, n in zip(r, numeric)] for r in rows]
     refs = sorted({str(r["reference"]) for r in quality_rows if r.get("reference")})
