@@ -244,6 +244,18 @@ def save_png(path: Path, array: np.ndarray, scale: int = 1) -> None:
         im.save(tmp, format="PNG")
 
 
+def _typed(value: str) -> Any:
+    """A CSV cell read back: number or bool where it is one."""
+    if value in ("True", "False"):
+        return value == "True"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     from ooc_bench.atomic import write_text
 
@@ -308,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--judge-epochs", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0, help="split, judge and sampling seed")
     ap.add_argument("--fresh", action="store_true", help="fit every budget from scratch instead of resuming")
+    ap.add_argument("--extend", action="store_true",
+                    help="continue an earlier run in --out: keep its rows, skip budgets it measured, resume its fits "
+                         "(cumulative CPU time continues from its last row)")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ooc-bench" / "wheels",
                     help="where the stardist wheel is kept (nuclei data sets)")
     ap.add_argument("--stardist-wheel", type=Path, default=None, help="a local stardist-*.whl (nuclei data sets)")
@@ -395,9 +410,21 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     train_set = TrainingSet.from_arrays(x_tr, y_tr, classes)
     rows: list[dict[str, Any]] = []
+    if args.extend and (out / "quality.csv").is_file():
+        if args.fresh:
+            raise HarnessError("--extend resumes earlier fits; it cannot be combined with --fresh")
+        with open(out / "quality.csv", newline="", encoding="utf-8") as fh:
+            rows = [{k: _typed(v) for k, v in r.items()} for r in csv.DictReader(fh)]
     for g in gens:
-        fit_cpu = fit_wall = 0.0
+        done = [r for r in rows if r["generator"] == g and r["dataset"] == args.dataset]
+        fit_cpu = float(done[-1]["fit_cpu_s"]) if done else 0.0
+        fit_wall = float(done[-1]["fit_wall_s"]) if done else 0.0
         for b in ladders[g]:
+            if b is not None and any(abs(float(r["budget"]) - b) < 1e-9 for r in done):
+                continue
+            if b is not None and done and b < float(done[-1]["budget"]):
+                raise HarnessError(f"--extend: budget {b:g} of {g} is below the last measured one "
+                                   f"({done[-1]['budget']}); its checkpoint is further along")
             cfg = dict(params[g]) | ({keys[g]: budget_value(keys[g], b)} if b is not None else {})
             gen = create_generator(g, **cfg)
             tag = f"{g}_{b:g}" if b is not None else g

@@ -22,10 +22,11 @@ def harness():
 
 def test_trivial_gan_ladder_writes_csv_plot_and_grids(harness, tmp_path):
     out = tmp_path / "q"
-    rc = harness.main(["--generators", "gan", "--dataset", "digits16", "--budgets", "gan=0.032,0.064",
-                       "--per-class", "6", "--max-train-per-class", "8", "--judge-epochs", "1",
-                       "--param", "gan.r1_gamma=0.05", "--out", str(out)])
-    assert rc == 0
+    common = ["--generators", "gan", "--dataset", "digits16", "--per-class", "6", "--max-train-per-class", "8",
+              "--judge-epochs", "1", "--param", "gan.r1_gamma=0.05", "--out", str(out)]
+    assert harness.main([*common, "--budgets", "gan=0.032"]) == 0
+    # --extend keeps the measured row and resumes that fit for the larger budget only
+    assert harness.main([*common, "--budgets", "gan=0.032,0.064", "--extend"]) == 0
     rows = list(csv.DictReader(open(out / "quality.csv")))
     assert [r["budget"] for r in rows] == ["0.032", "0.064"]
     for r in rows:
