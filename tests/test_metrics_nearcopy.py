@@ -111,3 +111,48 @@ def test_pixel_vectors_area_average_and_bad_input():
         pixel_vectors(img.astype(np.float32))
     with pytest.raises(ValueError, match="differ in size"):
         near_copy_spaces(np.zeros((2, 16, 16, 3), np.uint8), np.zeros((4, 32, 32, 3), np.uint8), None)
+
+
+def test_score_rows_per_space_with_expected_share_and_honest_identity():
+    from ooc_bench.metrics import FeatureExtractor, score
+
+    class Blocks(FeatureExtractor):
+        name = "blocks"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.provenance = {"name": self.name, "feature_space": "blocks", "weights": "none", "weights_sha": None,
+                               "resize_mode": "none"}
+
+        def _extract_batch(self, images: np.ndarray) -> np.ndarray:
+            return _blocks(images)
+
+    x = _digits()
+    y = np.zeros(len(x), np.int64)
+    train, val, test = (x[:200], y[:200]), (x[200:300], y[200:300]), (x[300:400], y[300:400])
+    fake = (np.ascontiguousarray(train[0][:30, :, ::-1]), train[1][:30])  # flipped training images
+    rows = score(test, fake, ["digit"], Blocks(), metrics=("nearcopy",), train_real=train, heldout_real=val,
+                 per_class=False, working_size=32)
+    got = {(r["nearcopy_space"], r["metric"]): r for r in rows}
+    assert [r["nearcopy_space"] for r in rows if r["metric"] == "nearcopy_share"] == ["pixel", "blocks", "any"]
+    assert got[("pixel", "nearcopy_share")]["value"] == 1.0 and got[("any", "nearcopy_share")]["value"] == 1.0
+    assert got[("blocks", "nearcopy_share")]["value"] <= 0.2
+    exp = got[("pixel", "nearcopy_expected")]
+    assert exp["value"] == pytest.approx(5 / 101) and 0 < exp["ci_low"] < exp["value"] < exp["ci_high"] < 0.15
+    pixel = got[("pixel", "nearcopy_share")]
+    assert pixel["feature_space"] == "pixel" and pixel["weights"] == "none" and "flips" in pixel["resize_mode"]
+    assert pixel["calibration"] == "val-to-train" and pixel["reference"] == "train" and pixel["n_real"] == 200
+    assert got[("blocks", "nearcopy_share")]["feature_space"] == "blocks"
+    assert got[("any", "nearcopy_share")]["feature_space"] == "pixel+blocks"
+
+
+def test_expected_share_interval_covers_the_flag_rate_of_one_threshold():
+    rng = np.random.default_rng(5)
+    inside, width = [], []
+    for _ in range(200):
+        train, val, fake = rng.normal(size=(30, 4)), rng.normal(size=(40, 4)), rng.normal(size=(2000, 4))
+        res = near_copy(fake, train, val_feats=val)
+        inside.append(res["nearcopy_expected_low"] <= res["nearcopy_share"] <= res["nearcopy_expected_high"])
+        width.append(res["nearcopy_expected_high"] - res["nearcopy_expected_low"])
+    assert res["nearcopy_expected"] == pytest.approx(2 / 41)
+    assert 0.88 <= np.mean(inside) <= 1.0 and np.mean(width) > 0.05  # a 95 % band, wide at n_val = 40

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 NEARCOPY_PERCENTILE = 5.0
+NEARCOPY_METRICS = ("nearcopy_share", "nearcopy_expected", "nearcopy_threshold", "nn_dist_median", "nn_dist_ratio",
+                    "source_similarity", "source_is_nn_share")  # the scalars that become result rows
 PIXEL_SIZE = 32  # pixel space: images area-averaged to at most this many px per side before distances
 _CHUNK = 1024
 
@@ -37,11 +39,17 @@ def calibrated_rank(n_ref: int, percentile: float = NEARCOPY_PERCENTILE) -> int:
     return int(min(n_ref, max(1, math.floor(percentile / 100.0 * (n_ref + 1) + 1e-9))))
 
 
-def _threshold(ref: np.ndarray, percentile: float) -> tuple[float, float]:
-    """Threshold (k-th smallest held-out distance) and the share ``k / (n + 1)`` expected for independent images."""
+def _threshold(ref: np.ndarray, percentile: float) -> tuple[float, float, float, float]:
+    """Threshold (k-th smallest of n held-out distances), the share ``k / (n + 1)`` expected for independent
+    images, and the 95 % interval of the flag rate this one threshold gives them (Beta(k, n + 1 - k): the
+    k-th order statistic of n uniforms)."""
+    from scipy.stats import beta
+
     ref = np.sort(np.asarray(ref, np.float64))
-    k = calibrated_rank(len(ref), percentile)
-    return float(ref[k - 1]), k / (len(ref) + 1)
+    n = len(ref)
+    k = calibrated_rank(n, percentile)
+    lo, hi = beta.ppf([0.025, 0.975], k, n + 1 - k)
+    return float(ref[k - 1]), k / (n + 1), float(lo), float(hi)
 
 
 def near_copy(fake_feats: np.ndarray, train_feats: np.ndarray, percentile: float = NEARCOPY_PERCENTILE,
@@ -56,7 +64,9 @@ def near_copy(fake_feats: np.ndarray, train_feats: np.ndarray, percentile: float
     k = max(1, floor(q (n + 1))) with q = ``percentile``/100, and a synthetic image is a near-copy when its
     nearest training image is strictly closer. A synthetic image that is independent of the training set but
     drawn from the same distribution is exchangeable with the held-out images, so it is flagged with
-    probability exactly ``nearcopy_expected`` = k / (n + 1) (<= q; larger than q only when n < 1/q - 1).
+    probability exactly ``nearcopy_expected`` = k / (n + 1) (<= q; larger than q only when n < 1/q - 1), on
+    average over held-out sets; the rate one threshold gives lies in [``nearcopy_expected_low``,
+    ``nearcopy_expected_high``] with 95 % probability (Beta(k, n + 1 - k)), wide when n is small.
     Without ``val_feats`` the leave-one-out distances inside train are the reference (older behaviour,
     ``calibration = 'train-loo'``): biased when n is small or train holds near-duplicate pairs.
 
@@ -90,12 +100,12 @@ def near_copy(fake_feats: np.ndarray, train_feats: np.ndarray, percentile: float
     ref = r2r[r2r > 0]
     if ref.size == 0:
         ref = r2r
-    threshold, expected = _threshold(ref, percentile)
+    threshold, expected, exp_lo, exp_hi = _threshold(ref, percentile)
     flags = d < threshold if threshold > 0 else d <= 0
     med_ref = float(np.median(ref))
     out: dict[str, Any] = {
         "nearcopy_share": float(flags.mean()) if len(flags) else float("nan"),
-        "nearcopy_expected": float(expected),
+        "nearcopy_expected": float(expected), "nearcopy_expected_low": exp_lo, "nearcopy_expected_high": exp_hi,
         "nearcopy_threshold": threshold,
         "nn_dist_median": float(np.median(d)) if len(d) else float("nan"),
         "nn_dist_ratio": float(np.median(d) / med_ref) if med_ref > 0 and len(d) else float("nan"),
