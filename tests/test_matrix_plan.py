@@ -10,7 +10,7 @@ from scipy import stats as sps
 from ooc_bench.errors import UserInputError
 from ooc_bench.matrix import SplitInfo, build_plan, load_spec, synthetic_counts
 from ooc_bench.matrix.results import summary_rows
-from ooc_bench.matrix.stats import paired_compare, summarize
+from ooc_bench.matrix.stats import StatsConfig, paired_compare, summarize
 
 SPLIT = SplitInfo(manifest="split.csv", key="splitkey", classes=["bad", "good"], train_counts={"bad": 40, "good": 60})
 
@@ -129,12 +129,22 @@ def test_summary_statistics_match_a_hand_computed_example():
     assert s.mean == pytest.approx(0.7025) and s.std == pytest.approx(0.017078251, rel=1e-6)
     rows = [{"model": "m", "generator": g, "protocol": p, "ratio": r, "seed": k, "metric": "accuracy", "value": v, "pretrained": False}
             for g, p, r, vals in (("real-only", "none", 0.0, base), ("gan", "add", 0.5, treat)) for k, v in vals.items()]
-    summ = {r["generator"]: r for r in summary_rows(rows)}
+    summ = {r["generator"]: r for r in summary_rows(rows, StatsConfig(test="t"))}
     assert summ["gan"]["delta"] == pytest.approx(0.03) and summ["gan"]["p_value"] == pytest.approx(p_expected)
+    assert summ["gan"]["test"] == "paired t" and summ["gan"]["p_adjusted"] == pytest.approx(p_expected)  # family of one
     assert summ["gan"]["baseline_mean"] == pytest.approx(0.7025)
     assert "delta" not in summ["real-only"]
+    # the default test: exact sign-flip; all four differences positive and only the pattern (+,+,+,+) and its
+    # mirror reach |mean| >= 0.03 (flipping 0.01 gives 0.025), so p = 2/16
+    summ = {r["generator"]: r for r in summary_rows(rows)}
+    assert summ["gan"]["test"] == "sign-flip exact" and summ["gan"]["p_value"] == pytest.approx(2 / 16)
+    assert summ["gan"]["p_min_attainable"] == pytest.approx(2 / 16)
 
 
 def test_seed_pairs_use_only_common_seeds():
+    """Two identical non-zero differences: never p = 0 and never a zero-width interval."""
     pc = paired_compare({1: 0.9, 2: 0.8, 3: 0.7}, {2: 0.7, 3: 0.6})
-    assert pc.n_pairs == 2 and pc.delta == pytest.approx(0.1) and pc.p_value == 0.0
+    assert pc.n_pairs == 2 and pc.delta == pytest.approx(0.1)
+    assert math.isnan(pc.p_value) and math.isnan(pc.delta_ci_low) and math.isnan(pc.delta_ci_high)
+    pc = paired_compare({1: 0.9, 2: 0.8, 3: 0.7}, {2: 0.7, 3: 0.6}, test="sign-flip")
+    assert pc.p_value == pytest.approx(0.5) and pc.prob_improvement == 1.0

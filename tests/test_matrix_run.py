@@ -147,6 +147,45 @@ def test_report_on_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "quality.csv not found" in err and "ooc-bench run" in err
 
 
+def test_cells_store_predictions_and_val_rows_and_report_recomputes_the_summary(reference_run, tmp_path):
+    down = _rows(reference_run / "downstream.csv")
+    assert {r["split"] for r in down} == {"val", "test"}
+    tests = [r for r in down if r["split"] == "test" and r["metric"] == "accuracy"]
+    assert len(tests) == 6 and all(r["predictions"] for r in tests)
+    for r in tests:  # per-image predictions: 20 test images per class, scores summing to 1, the cell's accuracy
+        pred = _rows(reference_run / r["predictions"])
+        assert len(pred) == 40 and {"image_id", "label", "predicted", "score_eight", "score_three"} <= set(pred[0])
+        assert sum(p["label"] == p["predicted"] for p in pred) / 40 == pytest.approx(float(r["value"]))
+        assert all(abs(float(p["score_eight"]) + float(p["score_three"]) - 1) < 1e-4 for p in pred)
+    summ = [r for r in _rows(reference_run / "summary.csv") if r["metric"] == "accuracy"]
+    assert all(r["boot_ci95_low"] != "" and float(r["boot_ci95_low"]) <= float(r["mean"]) <= float(r["boot_ci95_high"])
+               for r in summ)
+    aug = [r for r in summ if r["generator"] == "aug"]
+    assert all(r["p_adjust_method"] == "holm" and r["test"] == "sign-flip exact" and r["val_mean"] != ""
+               and r["boot_delta_ci95_low"] != "" and r["family_size"] == "2" for r in aug)
+    # `report` recomputes summary.csv from downstream.csv: another adjustment changes only the adjustment columns
+    work = tmp_path / "edited"
+    shutil.copytree(reference_run, work)
+    (work / "summary.csv").unlink()
+    res = CliRunner().invoke(app, ["report", str(work), "--p-adjust", "bh"])
+    assert res.exit_code == 0, res.output
+    adj = ("p_adjusted", "p_adjust_method", "significant")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in adj} for r in rows]  # noqa: E731
+    assert strip(_rows(work / "summary.csv")) == strip(_rows(reference_run / "summary.csv"))
+    assert {r["p_adjust_method"] for r in _rows(work / "summary.csv") if r["generator"] == "aug"} == {"bh"}
+    # … and edited downstream rows (one seed of one cell removed) are what the new summary rests on
+    kept = [r for r in down if not (r["generator"] == "aug" and r["ratio"] == "1.0" and r["seed"] == "1")]
+    with open(work / "downstream.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(down[0]))
+        w.writeheader()
+        w.writerows(kept)
+    res = CliRunner().invoke(app, ["report", str(work)])
+    assert res.exit_code == 0, res.output
+    row = next(r for r in _rows(work / "summary.csv") if r["generator"] == "aug" and r["ratio"] == "1.0"
+               and r["metric"] == "accuracy")
+    assert row["n"] == "1" and row["n_pairs"] == "1" and row["p_adjust_method"] == "bh"  # kept from summary.csv
+
+
 def _cli(args: list[str], **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "ooc_bench", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

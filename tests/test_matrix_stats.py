@@ -231,3 +231,63 @@ def test_verdict_selects_on_validation_and_reports_the_adjusted_test_result():
     assert "smallest attainable p is 0.0625" in line  # 5 seeds: nothing can be significant at 0.05
     (line,) = verdicts([r for r in rows if r["split"] == "test"])
     assert "picked by TEST mean" in line and "gan (add r=0.5)" in line
+
+
+# ---------------------------------------------------------------- generator seeds (item 5)
+
+GEN_SPEC = """
+name = "t"
+[data]
+image_size = 16
+[generators.aug]
+[models.cnn]
+epochs = 2
+[matrix]
+ratios = [0, 0.5]
+seeds = [1, 2, 3]
+{extra}
+"""
+
+
+def _plan(tmp_path, extra: str = "", name: str = "s.toml"):
+    from ooc_bench.matrix import SplitInfo, build_plan, load_spec
+
+    p = tmp_path / name
+    p.write_text(GEN_SPEC.format(extra=extra))
+    split = SplitInfo(manifest="split.csv", key="k", classes=["a", "b"], train_counts={"a": 10, "b": 12})
+    return load_spec(p), build_plan(load_spec(p), split)
+
+
+def test_generator_seeds_refit_per_seed_paired_by_position_and_keep_old_keys(tmp_path):
+    _, one = _plan(tmp_path)
+    _, same = _plan(tmp_path, "generator_seeds = [0]", "same.toml")
+    assert [j.key for j in one.jobs] == [j.key for j in same.jobs]  # the default is one fit with fit_seed 0
+    spec, three = _plan(tmp_path, "generator_seeds = [0, 5, 6]", "three.toml")
+    fits = three.by_kind("fit")
+    assert sorted(j.params["seed"] for j in fits) == [0, 5, 6]
+    samples = {j.params["generator_seed"]: j for j in three.by_kind("sample")}
+    assert sorted(j.params["seed"] for j in samples.values()) == [0, 5, 6]  # sample_seed + (g - fit_seed)
+    cells = [j for j in three.by_kind("cell") if j.params["generator"] == "aug"]
+    assert {(j.params["seed"], j.params["generator_seed"]) for j in cells} == {(1, 0), (2, 5), (3, 6)}
+    assert all(j.params["sample_key"] == samples[j.params["generator_seed"]].key for j in cells)
+    # only what runs differently gets a new key: seed 1 (generator seed 0) and every baseline are shared
+    shared = {j.key for j in one.jobs} & {j.key for j in three.jobs}
+    assert {j.key for j in three.by_kind("cell") if j.params["seed"] == 1 or j.params["generator"] == "real-only"} <= shared
+    assert len(three.by_kind("score")) == len(one.by_kind("score"))  # quality scores the first generator seed
+
+
+def test_generator_seeds_must_pair_with_the_classifier_seeds(tmp_path):
+    from ooc_bench.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="generator_seeds"):
+        _plan(tmp_path, "generator_seeds = [0, 1]")
+    with pytest.raises(UserInputError, match="stats"):
+        _plan(tmp_path, "[stats]\np_adjust = 'bonferroni'")
+
+
+def test_summary_counts_generator_fits():
+    rows = _downstream({("real-only", 0.0): [0.7, 0.71, 0.69], ("gan", 0.5): [0.72, 0.7, 0.7]})
+    for r in rows:
+        r["generator_seed"] = "" if r["generator"] == "real-only" else r["seed"] * 10
+    summ = {r["generator"]: r for r in summary_rows(rows)}
+    assert summ["gan"]["n_generator_fits"] == 3 and summ["real-only"]["n_generator_fits"] == 0

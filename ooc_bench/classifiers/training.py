@@ -197,6 +197,7 @@ class TrainResult:
     sizes: dict[str, int] = field(default_factory=dict)
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form provenance added by callers (data hashes, paths)
+    test_proba: np.ndarray | None = None  # (N_test, n_classes) softmax scores of the kept model, not in record()
 
     def _batches(self, x: np.ndarray, fn: Callable, batch_size: int) -> np.ndarray:
         import torch
@@ -354,8 +355,9 @@ def _make_optimizer(name: str, params: list[Any], lr: float, wd: float):
 
 
 def _evaluate(model: Any, data: Any, y: np.ndarray, pre: Preprocess, device: Any, batch_size: int,
-              amp: Any, channels_last: bool, loss_fn: Any, classes: list[str]):
-    """(loss, metrics, confusion) of ``model`` on uint8 tensor ``data`` (on its storage device)."""
+              amp: Any, channels_last: bool, loss_fn: Any, classes: list[str], return_proba: bool = False):
+    """(loss, metrics, confusion) of ``model`` on uint8 tensor ``data`` (on its storage device); with
+    ``return_proba`` also the (N, K) softmax scores."""
     import torch
 
     model.eval()
@@ -370,7 +372,10 @@ def _evaluate(model: Any, data: Any, y: np.ndarray, pre: Preprocess, device: Any
             yb = yt[i:i + batch_size].to(device)
             loss_sum += float(loss_fn(logits, yb)) * len(yb)
             probs.append(logits.softmax(1).cpu().numpy())
-    metrics, confusion = classification_metrics(y, np.concatenate(probs), classes)
+    proba = np.concatenate(probs)
+    metrics, confusion = classification_metrics(y, proba, classes)
+    if return_proba:
+        return loss_sum / len(y), metrics, confusion, proba
     return loss_sum / len(y), metrics, confusion
 
 
@@ -534,10 +539,10 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
         best_epoch = epoch
         if d_va is not None:
             val_metrics, val_conf = v_m, v_conf
-    metrics, conf = {}, None
+    metrics, conf, te_proba = {}, None, None
     if d_te is not None:
-        te_loss, metrics, conf = _evaluate(model, d_te, y_te, pre, device, bs * 2, amp, channels_last,
-                                           eval_loss_fn, classes)
+        te_loss, metrics, conf, te_proba = _evaluate(model, d_te, y_te, pre, device, bs * 2, amp, channels_last,
+                                                     eval_loss_fn, classes, return_proba=True)
         metrics["loss"] = te_loss
     total = time.perf_counter() - t0
     timings = {"total_s": total, "prepare_s": t_prep, "train_data_s": t_data, "train_compute_s": t_compute,
@@ -548,4 +553,4 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
                        curves=curves, best_epoch=best_epoch, timings=timings,
                        sizes={"train": len(y_tr), "val": 0 if y_va is None else len(y_va),
                               "test": 0 if y_te is None else len(y_te)},
-                       device=str(device))
+                       device=str(device), test_proba=te_proba)

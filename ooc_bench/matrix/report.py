@@ -89,38 +89,91 @@ def downstream_table(summary: list[dict[str, str]], metric: str = "accuracy") ->
                 if r is None:
                     row.append(("", ""))
                     continue
-                d, p = _f(r.get("delta")), _f(r.get("p_value"))
-                style = "" if math.isnan(p) or p >= 0.05 else ("green" if d > 0 else "red")
+                d = _f(r.get("delta"))
+                p, alpha = significance(r)  # the multiplicity-adjusted p when the summary has it
+                style = "" if math.isnan(p) or p >= alpha else ("green" if d > 0 else "red")
                 row.append((f"{_f(r['mean']):.3f} ± {_fmt(_f(r['std']))} ({d:+.3f})", style))
             out.append(row)
     return header, out
 
 
-def verdicts(downstream: list[dict[str, str]], metric: str = "accuracy") -> list[str]:
-    """One line per model: the best generator and ratio, and whether it beats real-only and `aug` (paired, p < 0.05)."""
+def significance(r: dict[str, Any]) -> tuple[float, float]:
+    """(p that decides significance, alpha) of a summary row: the adjusted p when the row has one (older folders:
+    the raw p), and the row's alpha (default 0.05)."""
+    p = _f(r.get("p_adjusted"))
+    if math.isnan(p):
+        p = _f(r.get("p_value"))
+    alpha = _f(r.get("alpha"))
+    return p, (0.05 if math.isnan(alpha) else alpha)
+
+
+def significance_rule(summary: list[dict[str, Any]], metric: str = "accuracy") -> str:
+    """How the table marks significance, read from the summary rows (e.g. 'sign-flip exact test, Holm-adjusted p < 0.05')."""
+    rows = [r for r in summary if r["metric"] == metric and r["generator"] != BASELINE and r.get("test")]
+    if not rows:
+        return "no paired comparisons"
+    r = rows[0]
+    method = r.get("p_adjust_method") or ""
+    adj = {"holm": "Holm-adjusted ", "bh": "Benjamini–Hochberg-adjusted ", "none": "unadjusted "}.get(method, "unadjusted ")
+    _, alpha = significance(r)
+    return f"{r['test']} test over seeds, {adj}p < {alpha:g}"
+
+
+def _test_values(downstream: list[dict[str, Any]], metric: str) -> dict[tuple, dict[int, float]]:
     by: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in downstream:
-        if r["metric"] == metric:
+        if r["metric"] == metric and (r.get("split") or "test") == "test":
             by[(r["model"], r["generator"], r["protocol"], _f(r["ratio"]))][int(r["seed"])] = _f(r["value"])
+    return by
+
+
+def verdicts(downstream: list[dict[str, Any]], metric: str = "accuracy", summary: list[dict[str, Any]] | None = None,
+             config: Any = None) -> list[str]:
+    """One line per model. Rule: the best generator/protocol/ratio is picked by its VALIDATION mean; the line
+    reports that cell's TEST result against real-only with its multiplicity-adjusted p (family: every comparison
+    against real-only for this model and metric), and the unadjusted comparison with `aug` at the same setting."""
+    from .results import summary_rows
+
+    summ = summary if summary is not None else summary_rows(downstream, config)
+    rows = [r for r in summ if r["metric"] == metric]
+    by = _test_values(downstream, metric)
     lines = []
-    for model in sorted({k[0] for k in by}):
-        base = by.get((model, BASELINE, "none", 0.0), {})
-        cands = {k: v for k, v in by.items() if k[0] == model and k[1] != BASELINE}
+    for model in sorted({r["model"] for r in rows}):
+        base = next((r for r in rows if r["model"] == model and r["generator"] == BASELINE), None)
+        cands = [r for r in rows if r["model"] == model and r["generator"] != BASELINE]
         if not cands:
-            lines.append(f"{model}: only the real-only baseline was run ({metric} {sum(base.values()) / max(len(base), 1):.3f}).")
+            lines.append(f"{model}: only the real-only baseline was run ({metric} {_fmt(_f(base['mean']) if base else math.nan)}).")
             continue
-        best = max(cands, key=lambda k: sum(cands[k].values()) / len(cands[k]))
-        mean = sum(cands[best].values()) / len(cands[best])
-        pc = paired_compare(cands[best], base)
-        verdict = (f"{model}: best is {best[1]} ({best[2]} r={best[3]:g}) with {metric} {mean:.3f}; "
-                   f"vs real-only Δ {pc.delta:+.3f} (p={_fmt(pc.p_value)}, n={pc.n_pairs})")
-        sig = not math.isnan(pc.p_value) and pc.p_value < 0.05
-        verdict += " — significant" if sig and pc.delta > 0 else (" — significantly worse" if sig else " — not significant")
-        aug = {k: v for k, v in cands.items() if k[1] == "aug" and k[2:] == best[2:]}
-        if best[1] != "aug" and aug:
-            pa = paired_compare(cands[best], next(iter(aug.values())))
-            sig_a = not math.isnan(pa.p_value) and pa.p_value < 0.05
-            verdict += f"; vs aug Δ {pa.delta:+.3f} (p={_fmt(pa.p_value)}){' — beats aug' if sig_a and pa.delta > 0 else ''}"
+        by_val = all(not math.isnan(_f(r.get("val_mean"))) for r in cands)
+        best = max(cands, key=lambda r: (_f(r["val_mean"]) if by_val else _f(r["mean"])))
+        rule = ("picked by validation mean" if by_val else
+                "picked by TEST mean because this folder has no validation rows: optimistic, do not cite as a test")
+        p, alpha = significance(best)
+        raw, delta = _f(best.get("p_value")), _f(best.get("delta"))
+        method = best.get("p_adjust_method") or "none"
+        fam = best.get("family_size") or len(cands)
+        val_txt = f"val {_fmt(_f(best['val_mean']))}, " if by_val else ""
+        verdict = (f"{model}: best cell ({rule}) is {best['generator']} ({best['protocol']} r={_f(best['ratio']):g}): "
+                   f"{val_txt}test {metric} {_fmt(_f(best['mean']))}; vs real-only Δ {delta:+.3f} "
+                   f"({best.get('test') or 'no test'}, {method}-adjusted p={_fmt(p)} over {fam} comparisons, "
+                   f"raw p={_fmt(raw)}, n={best.get('n_pairs') or 0})")
+        sig = not math.isnan(p) and p < alpha
+        verdict += (f" — significant at {alpha:g}" if sig and delta > 0 else
+                    (f" — significantly worse at {alpha:g}" if sig else f" — not significant at {alpha:g}"))
+        p_min = _f(best.get("p_min_attainable"))
+        floor = p_min * (int(fam) if method == "holm" else 1)
+        if not math.isnan(p_min) and p_min > 0 and floor >= alpha:
+            verdict += (f" (with {best.get('n_pairs')} seeds the smallest attainable p is {p_min:.4g}"
+                        f"{f', {floor:.4g} after Holm over {fam}' if method == 'holm' else ''}: no cell can reach "
+                        f"{alpha:g}; add seeds)")
+        key = (model, best["generator"], best["protocol"], _f(best["ratio"]))
+        aug = (model, "aug", best["protocol"], _f(best["ratio"]))
+        if best["generator"] != "aug" and aug in by and key in by:
+            test = "t" if best.get("test") == "paired t" else "sign-flip"
+            pa = paired_compare(by[key], by[aug], test=test)
+            sig_a = not math.isnan(pa.p_value) and pa.p_value < alpha
+            verdict += (f"; vs aug Δ {pa.delta:+.3f} (unadjusted p={_fmt(pa.p_value)})"
+                        f"{' — beats aug' if sig_a and pa.delta > 0 else ''}")
         lines.append(verdict + ".")
     return lines
 
@@ -144,8 +197,13 @@ def print_tables(run_dir: Path, console: Console | None = None, per_class: bool 
     for r in rows2:
         t.add_row(*[f"[{s}]{txt}[/]" if s else txt for txt, s in r])
     console.print(t)
-    for line in verdicts(res["downstream"], metric):
+    for line in verdicts(res["downstream"], metric, summary=res["summary"]):
         console.print("• " + line, highlight=False)
+    summ = [r for r in res["summary"] if r["metric"] == metric]
+    if summ and not any(r.get("boot_ci95_low") not in (None, "") for r in summ):
+        console.print(f"[dim]hierarchical-bootstrap intervals (boot_ci95_*): not computed for {metric} — this folder has "
+                      "no per-image predictions (predictions/), or the metric is not accuracy/balanced_accuracy[/]",
+                      highlight=False)
 
 
 def _latex_escape(s: str) -> str:

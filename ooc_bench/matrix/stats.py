@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -220,32 +221,38 @@ def paired_compare(treatment: dict[int, float], baseline: dict[int, float], conf
 # ---------------------------------------------------------------- hierarchical bootstrap
 
 
+@lru_cache(maxsize=64)
 def bootstrap_weights(n_seeds: int, n_images: int, n_resamples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial resampling counts: (B, n_seeds) for the seeds and (B, n_images) for the test images.
+    """Resampling counts: (B, n_seeds) for the seeds and (B, n_images) for the test images (cached; read-only).
 
     Level 1 draws seeds with replacement; level 2 draws test images with replacement. One image draw per resample
     is shared by every seed (and by both sides of a paired delta), because every cell is evaluated on the same
     test images: the test set is one sample, and independent draws per seed would understate its error."""
     rng = np.random.default_rng([int(seed), n_seeds, n_images])
-    ws = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_resamples).astype(float)
-    wi = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=n_resamples).astype(float)
+
+    def counts(k: int) -> np.ndarray:
+        idx = rng.integers(0, k, size=(n_resamples, k)) + (np.arange(n_resamples) * k)[:, None]
+        return np.bincount(idx.ravel(), minlength=n_resamples * k).reshape(n_resamples, k).astype(float)
+
+    ws, wi = counts(n_seeds), counts(n_images)
+    ws.setflags(write=False)
+    wi.setflags(write=False)
     return ws, wi
 
 
 def boot_metric(correct: np.ndarray, labels: np.ndarray, metric: str, ws: np.ndarray, wi: np.ndarray) -> np.ndarray:
     """The metric (mean over resampled seeds) of every resample; ``correct`` is (seeds, images) of 0/1."""
     c = np.asarray(correct, dtype=float)
-    per_image = (ws @ c) / ws.sum(1, keepdims=True)  # (B, N): the resampled seeds' mean correctness per image
+    seed_w = ws / ws.sum(1, keepdims=True)  # (B, S)
     if metric == "accuracy":
-        return (per_image * wi).sum(1) / wi.sum(1)
-    if metric == "balanced_accuracy":
-        recalls = []
-        for k in np.unique(labels):
-            m = (labels == k).astype(float)
-            denom = wi @ m
-            with np.errstate(invalid="ignore", divide="ignore"):
-                recalls.append(((per_image * wi) @ m) / denom)
-        return np.nanmean(np.stack(recalls), axis=0)
+        return ((wi @ c.T) * seed_w).sum(1) / wi.sum(1)  # sum_s w_s sum_i w_i c_si, normalised
+    if metric == "balanced_accuracy":  # mean over classes of the resampled recall
+        masks = (np.asarray(labels)[None, :] == np.unique(labels)[:, None]).astype(float)  # (K, N)
+        k, s = len(masks), len(c)
+        hits = (wi @ (masks[:, None, :] * c[None, :, :]).reshape(k * s, -1).T).reshape(-1, k, s)  # (B, K, S)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recall = (hits * seed_w[:, None, :]).sum(2) / (wi @ masks.T)  # (B, K); a class drawn 0 times: NaN
+            return np.nanmean(recall, axis=1)
     raise ValueError(f"the bootstrap recomputes {', '.join(BOOT_METRICS)} only, not {metric!r}")
 
 
