@@ -181,6 +181,27 @@ def run_score(job: Job, paths: RunPaths) -> dict[str, Any]:
             "rows": [{k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in r.items()} for r in rows]}
 
 
+def write_predictions(paths: RunPaths, key: str, classes: list[str], labels: np.ndarray,
+                      proba: np.ndarray | None) -> str | None:
+    """Write one cell's per-image test predictions (image id, label, predicted label, one score per class)
+    atomically to ``predictions/<key>.csv``; returns that path relative to the run folder."""
+    from .results import write_csv
+
+    if proba is None:
+        return None
+    records = split_dataset(paths.root).split("test")  # the order real_arrays(…, "test", …) returned
+    if len(records) != len(labels) or len(proba) != len(labels):
+        raise OocBenchError(f"{len(proba)} test predictions for {len(records)} test images in {paths.root}/split.csv")
+    score_cols = [f"score_{c}" for c in classes]
+    pred = proba.argmax(1)
+    rows = [{"image_id": str(r.path), "hash": r.hash, "label": int(y), "predicted": int(k),
+             **{col: f"{float(v):.6g}" for col, v in zip(score_cols, scores)}}
+            for r, y, k, scores in zip(records, labels, pred, proba)]
+    rel = f"predictions/{key}.csv"
+    write_csv(paths.root / rel, ["image_id", "hash", "label", "predicted"] + score_cols, rows)
+    return rel
+
+
 def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
     """Train one classifier on real (+ synthetic) training images and evaluate it on the held-out real test split."""
     from ..classifiers import TrainConfig, train_classifier
@@ -208,8 +229,10 @@ def run_cell(job: Job, paths: RunPaths) -> dict[str, Any]:
     test = real_arrays(paths.root, "test", size)
     result = train_classifier(train=(x_train, y_train), val=val, test=test, classes=classes, config=cfg, seed=int(p["seed"]))
     rec = result.record()
+    predictions = write_predictions(paths, job.key, classes, test[1], result.test_proba)
     return {"model": p["model"], "generator": p["generator"], "protocol": p["protocol"], "ratio": p["ratio"],
-            "seed": p["seed"], "n_train_real": int(len(keep_idx)), "n_train_synthetic": int(n_syn),
+            "seed": p["seed"], "generator_seed": p.get("generator_seed"), "predictions": predictions,
+            "n_train_real": int(len(keep_idx)), "n_train_synthetic": int(n_syn),
             "metrics": {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float, np.floating))},
             "val_metrics": {k: float(v) for k, v in result.val_metrics.items() if isinstance(v, (int, float, np.floating))},
             "weights": rec.get("weights", {}), "curves": rec.get("curves", [])}
