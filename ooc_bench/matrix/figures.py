@@ -132,7 +132,7 @@ def fd_vs_delta(quality: list[dict[str, Any]], summary: list[dict[str, Any]], me
     for gi, gen in enumerate(sorted({r["generator"] for r in pts})):
         q = fd[gen]
         x, xlo, xhi = _f(q["value"]), _f(q.get("ci_low")), _f(q.get("ci_high"))
-        for r in sorted((r for r in pts if r["generator"] == gen), key=lambda r: (r["protocol"], _f(r["ratio"]))):
+        for k, r in enumerate(sorted((r for r in pts if r["generator"] == gen), key=lambda r: (r["protocol"], _f(r["ratio"])))):
             y, ylo, yhi = _f(r["delta"]), _f(r.get("delta_ci95_low")), _f(r.get("delta_ci95_high"))
             xerr = None if math.isnan(xlo) or math.isnan(xhi) else [[max(0.0, x - xlo)], [max(0.0, xhi - x)]]
             yerr = None if math.isnan(ylo) or math.isnan(yhi) else [[max(0.0, y - ylo)], [max(0.0, yhi - y)]]
@@ -140,7 +140,7 @@ def fd_vs_delta(quality: list[dict[str, Any]], summary: list[dict[str, Any]], me
                         color=f"C{gi % 10}", capsize=3, ms=6, lw=1,
                         label=_t(gen) if r is next(iter(rr for rr in pts if rr["generator"] == gen)) else None)
             ax.annotate(_t(f"r={_f(r['ratio']):g}" + (f" {r['model']}" if len({p['model'] for p in pts}) > 1 else "")),
-                        (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+                        (x, y), textcoords="offset points", xytext=(5, 4 + 9 * k), fontsize=7)  # points may coincide
     ax.axhline(0, color="grey", lw=1, ls="--", label="real only (Δ = 0)")
     floors = [g for g in fd if g.startswith("real-") and g != BASELINE]  # held-out real images scored like a generator
     for k, g in enumerate(sorted(floors)):

@@ -26,6 +26,7 @@ figcaption{color:#555;font-size:.9em}
 pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:.8em;max-height:40em}
 dl.prov{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.prov dt{font-weight:600}dl.prov dd{margin:0}
 .warn{color:#a00}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 _FIGURE_CAPTIONS = {
@@ -101,9 +102,9 @@ def render_html(run_dir: Path, metric: str = "accuracy") -> str:
             f"<p class='meta'>{html.escape(str(run_dir.resolve()))} · downstream metric: {html.escape(metric)}</p>",
             "<h2 id='verdict'>Verdict</h2>", "<ul class='verdict'>" + "".join(f"<li>{html.escape(v)}</li>" for v in lines)
             + "</ul>", "<h2 id='downstream'>Downstream results</h2>"]
-    body += [to_html_table(t) for t in tables if t.name.startswith("downstream")]
+    body += [f"<div class='scroll'>{to_html_table(t)}</div>" for t in tables if t.name.startswith("downstream")]
     body.append("<h2 id='quality'>Generator quality</h2>")
-    body += [to_html_table(t) for t in tables if t.name.startswith("quality")]
+    body += [f"<div class='scroll'>{to_html_table(t)}</div>" for t in tables if t.name.startswith("quality")]
     if plots:
         body.append("<h2 id='figures'>Figures</h2>")
         body += [f"<figure>{_img(p)}<figcaption>{html.escape(_figure_caption(p.stem))}</figcaption></figure>" for p in plots]
