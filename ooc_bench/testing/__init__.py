@@ -1,0 +1,1 @@
+"""Test support for ooc-bench and its users' tests: fault injection for the resilience tests. Production code never imports this package."""
