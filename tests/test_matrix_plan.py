@@ -41,7 +41,7 @@ def test_plan_counts_and_nested_sampling(tmp_path):
     plan = build_plan(spec, SPLIT)
     kinds = [j.kind for j in plan.jobs]
     assert kinds.count("fit") == 2 and kinds.count("sample") == 2
-    assert kinds.count("score") == 3  # two generators + the real-train reference row
+    assert kinds.count("score") == 3  # two generators + the held-out real floor (real-val)
     assert kinds.count("cell") == 3 * (1 + 2 * 2)  # seeds x (baseline + generators x non-zero ratios)
     # one sample set per generator, large enough for the largest ratio; smaller ratios take prefixes
     for s in plan.by_kind("sample"):

@@ -80,7 +80,7 @@ def test_results_files_and_contents(reference_run):
     assert len(aug) == 2 and all(r["delta"] != "" and r["n_pairs"] == "2" for r in aug)
     qual = _rows(out / "quality.csv")
     gens = {r["generator"] for r in qual}
-    assert gens == {"aug", "real-train"}
+    assert gens == {"aug", "real-val"}  # real-val: the held-out real floor at the same n
     assert {r["class"] for r in qual} == {"all", "three", "eight"}
     assert any(r["metric"] == "nearcopy_share" and r["generator"] == "aug" for r in qual)
 
@@ -91,10 +91,10 @@ def test_second_run_computes_nothing_and_one_parameter_recomputes_only_its_cells
     shutil.copytree(reference_run, work)
     calls = _count_runs(monkeypatch)
     run_benchmark(load_spec(spec), out=work, console=_quiet())
-    assert calls == {"fit": 0, "sample": 0, "score": 0, "cell": 0}
+    assert calls == {"fit": 0, "domain": 0, "sample": 0, "score": 0, "cell": 0}
     spec2 = write_spec(root / "tiny3.toml", data, epochs=3)
     run_benchmark(load_spec(spec2, name="tiny"), out=work, console=_quiet())
-    assert calls == {"fit": 0, "sample": 0, "score": 0, "cell": 6}
+    assert calls == {"fit": 0, "domain": 0, "sample": 0, "score": 0, "cell": 6}
     assert len({(r["ratio"], r["seed"]) for r in _rows(work / "downstream.csv")}) == 6  # only the current plan's cells
 
 
@@ -129,7 +129,7 @@ def test_report_reproduces_tables_from_csvs_alone(reference_run, tmp_path):
     print_tables(reference_run, a)
     print_tables(only_csv, b)
     text = a.file.getvalue()
-    assert text == b.file.getvalue() and "real-train" in text and "cnn:" in text
+    assert text == b.file.getvalue() and "real-val (floor)" in text and "cnn:" in text
     res = CliRunner().invoke(app, ["report", str(only_csv), "--latex", "--markdown", "--plots"])
     assert res.exit_code == 0, res.output
     tex = (only_csv / "tables" / "downstream_accuracy.tex").read_text()

@@ -133,17 +133,18 @@ def test_score_per_class_compares_like_classes_only():
     by = {(r["class"], r["metric"]): r for r in rows}
     assert {r["class"] for r in rows} == {"all", "zero", "one"}
     assert all(r["extractor"] == "pixels" and r["extractor_id"] == ext.id() and "weights" in r for r in rows)
+    assert not any(r["metric"] == "fid" for r in rows)  # only the standard Inception space is called FID
     fr, ff = ext.extract(real[0]), ext.extract(fake[0])
     for ci, name in enumerate(["zero", "one"]):
         expect = fid_from_features(fr[real[1] == ci], ff[fake[1] == ci])
-        assert by[(name, "fid")]["value"] == pytest.approx(expect, rel=1e-9)
-        assert by[(name, "fid")]["n_real"] == int((real[1] == ci).sum())
-        assert by[(name, "fid")]["n_fake"] == int((fake[1] == ci).sum())
+        assert by[(name, "fd")]["value"] == pytest.approx(expect, rel=1e-9)
+        assert by[(name, "fd")]["n_real"] == int((real[1] == ci).sum())
+        assert by[(name, "fd")]["n_fake"] == int((fake[1] == ci).sum())
     # swapping the fake labels makes every per-class comparison cross-class, hence much worse; 'all' is unchanged
     swapped = score(real, (fake[0], 1 - fake[1]), ["zero", "one"], ext, metrics=("fid",))
     sw = {r["class"]: r["value"] for r in swapped}
-    assert sw["zero"] > 2 * by[("zero", "fid")]["value"] and sw["one"] > 2 * by[("one", "fid")]["value"]
-    assert sw["all"] == pytest.approx(by[("all", "fid")]["value"])
+    assert sw["zero"] > 2 * by[("zero", "fd")]["value"] and sw["one"] > 2 * by[("one", "fd")]["value"]
+    assert sw["all"] == pytest.approx(by[("all", "fd")]["value"])
     # unlabelled fakes (flat folder): only 'all'
     flat = score(real, (fake[0], None), ["zero", "one"], ext, metrics=("fid",))
     assert [r["class"] for r in flat] == ["all"]
@@ -171,7 +172,8 @@ def test_score_nearcopy_rows_and_outputs(tmp_path):
     assert len(data["rows"]) == len(rows) and data["extractor"]["name"] == "pixels"
     write_rows(tmp_path / "s.csv", rows)
     lines = (tmp_path / "s.csv").read_text().splitlines()
-    assert lines[0].startswith("class,extractor,extractor_id,weights,reference,metric,value,n_real,n_fake")
+    assert lines[0].startswith("class,feature_space,extractor_id,weights,working_size,resize_mode,metric,value,"
+                               "ci_low,ci_high,n_real,n_fake,reference")
     assert len(lines) == len(rows) + 1
 
 

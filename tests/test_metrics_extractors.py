@@ -1,4 +1,4 @@
-"""DINOv2 (local random weights, offline failure) and domain-classifier feature extractors; the score CLI."""
+"""DINOv2 feature extractor (local random weights, offline failure); score CLI errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ooc_bench.errors import WeightsUnavailableError
-from ooc_bench.metrics import FeatureCache, create_extractor, fid_from_features, score
+from ooc_bench.metrics import create_extractor
 
 
 def _digits(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,70 +123,7 @@ def test_dinov2_resize_modes_match_dgm_eval_and_torch_fidelity_preprocessing():
     np.testing.assert_array_equal(resized_for_network(x, 224, "torch-fidelity", dev).numpy(), tf1.numpy())
 
 
-def test_domain_extractor_trains_lazily_and_caches(tmp_path):
-    x, y = _digits(600)
-    keep = y < 2
-    x, y = x[keep], y[keep]
-    train, test = (x[:60], y[:60]), (x[60:], y[60:])
-    ext = create_extractor("domain", train=train, classes=["zero", "one"], seed=0, epochs=2, img_size=32, batch_size=16)
-    assert ext.result is None  # nothing trained yet
-    cache = FeatureCache(tmp_path / "features")
-    rows = score(test, (train[0][:20], train[1][:20]), ["zero", "one"], ext, metrics=("fid", "nearcopy"),
-                 train_real=train, cache=cache, real_key="test-split")
-    assert ext.result is not None and cache.passes == 3
-    got = {(r["class"], r["metric"]): r["value"] for r in rows}
-    assert got[("all", "nearcopy_share")] == 1.0  # the "synthetic" images are training images
-    assert np.isfinite(got[("zero", "fid")]) and got[("all", "fid")] > 0
-    assert all("trained on real train split" in r["weights"] for r in rows)
-    # same config and data -> same id -> a fresh extractor reuses the cache without training
-    ext2 = create_extractor("domain", train=train, classes=["zero", "one"], seed=0, epochs=2, img_size=32, batch_size=16)
-    assert ext2.id() == ext.id()
-    feats = cache.get_or_compute(ext2, test[0], key="test-split")
-    assert ext2.result is None and cache.passes == 3 and feats.shape[0] == len(test[0])
-    # features separate the two classes better than chance: zero vs one is far from two random halves
-    f0, f1 = feats[test[1] == 0], feats[test[1] == 1]
-    perm = np.random.default_rng(0).permutation(len(feats))
-    chance = fid_from_features(feats[perm[: len(perm) // 2]], feats[perm[len(perm) // 2:]])
-    assert fid_from_features(f0, f1) > 2 * chance
-
-
-def test_score_cli_on_demo_dataset_with_domain_features(demo_root, tmp_path):
-    from typer.testing import CliRunner
-
-    from ooc_bench.cli import app
-    from ooc_bench.data import load_dataset, make_split, training_set
-    from ooc_bench.generators.aug import ClassicAugmentation
-
-    ds = make_split(load_dataset(demo_root), seed=0)
-    gen = ClassicAugmentation(resolution=32, strength=0.2).fit(training_set(ds))
-    gen.sample(6, tmp_path / "samples", seed=0, size=32)
-    out = tmp_path / "scores.json"
-    runner = CliRunner()
-    res = runner.invoke(app, ["score", "--real", str(demo_root), "--fake", str(tmp_path / "samples"),
-                              "--features", "domain", "--domain-epochs", "1", "--size", "32",
-                              "--metrics", "fid,kid,prdc,nearcopy", "--k", "3", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    data = json.loads(out.read_text())
-    rows = data["rows"]
-    assert data["extractor"]["name"] == "domain"
-    classes = {r["class"] for r in rows}
-    assert "all" in classes and len(classes) == 1 + len(ds.classes)
-    metrics = {r["metric"] for r in rows}
-    assert {"fid", "kid_mean", "kid_std", "precision", "coverage", "nearcopy_share", "source_similarity"} <= metrics
-    fid_all = next(r for r in rows if r["class"] == "all" and r["metric"] == "fid")
-    assert fid_all["n_real"] == len(ds.split("test")) and fid_all["n_fake"] == 6 * len(ds.classes)
-    assert "fid" in res.output
-    # CSV output and flat-folder fakes (compared with the whole reference only)
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for p in sorted((tmp_path / "samples").rglob("*.png"))[:8]:
-        (flat / p.name).write_bytes(p.read_bytes())
-    csv_out = tmp_path / "scores.csv"
-    res = runner.invoke(app, ["score", "--real", str(demo_root), "--fake", str(flat), "--features", "domain",
-                              "--domain-epochs", "1", "--size", "32", "--metrics", "fid,kid", "--out", str(csv_out)])
-    assert res.exit_code == 0, res.output
-    lines = csv_out.read_text().splitlines()
-    assert len(lines) == 1 + 3 and all(ln.startswith("all,domain,") for ln in lines[1:])
+# the domain extractor and the score CLI on it: tests/test_metrics_domain.py
 
 
 def test_score_cli_errors_are_one_line(demo_root, tmp_path, capsys):

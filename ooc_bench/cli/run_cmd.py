@@ -73,7 +73,7 @@ def status(results_dir: Path = typer.Argument(..., help="A folder written by `oo
     t = Table(title=f"Status of {results_dir}", header_style="bold")
     for h in ("stage", "done", "running", "failed", "skipped", "missing"):
         t.add_column(h, justify="left" if h == "stage" else "right")
-    for kind in ("fit", "sample", "score", "cell"):
+    for kind in ("fit", "domain", "sample", "score", "cell"):
         c = Counter(s for j, s, _ in states if j.kind == kind)
         if c:
             t.add_row(kind, *(str(c.get(k, 0)) for k in ("done", "running", "failed", "skipped", "missing")))

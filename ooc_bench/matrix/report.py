@@ -16,8 +16,10 @@ from .results import read_csv
 from .spec import BASELINE
 from .stats import paired_compare
 
-QUALITY_METRICS = [("fid", "FID"), ("kid_mean", "KID"), ("precision", "precision"), ("recall", "recall"),
-                   ("density", "density"), ("coverage", "coverage"), ("nearcopy_share", "near-copy share")]
+QUALITY_METRICS = [("fd", "FD"), ("fid", "FID"), ("kid", "KID"), ("precision", "precision"), ("recall", "recall"),
+                   ("density", "density"), ("coverage", "coverage"), ("nearcopy_share", "near-copy share"),
+                   ("class_fidelity", "class fidelity")]
+_LEGACY_METRICS = {"kid_mean": "kid"}  # quality.csv written before intervals and identity columns
 
 
 def _f(x: Any) -> float:
@@ -43,24 +45,45 @@ def load_results(run_dir: Path) -> dict[str, list[dict[str, str]]]:
     return out
 
 
-def quality_table(quality: list[dict[str, str]], per_class: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one row per generator (and class), one column per quality metric, with n."""
-    cells: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    extractor, n = {}, {}
+def _cell(r: dict[str, Any], digits: int, sep: str = " ") -> str:
+    """'value [ci_low, ci_high]' of a quality row (just the value when it has no interval)."""
+    v, lo, hi = _f(r.get("value")), _f(r.get("ci_low")), _f(r.get("ci_high"))
+    if math.isnan(v):
+        return "–"
+    return f"{v:.{digits}g}" + ("" if math.isnan(lo) or math.isnan(hi) else f"{sep}[{lo:.2g}, {hi:.2g}]")
+
+
+def quality_table(quality: list[dict[str, str]], per_class: bool = False, sep: str = " ") -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per generator (and class), one column per quality metric as 'value [95 % interval]'.
+
+    ``n/subset`` is what the distances were really computed at: images per side in each of the ``subsets``
+    matched subsets (fake/real); ``n judged`` the synthetic (or held-out real) images class fidelity judged.
+    ``sep`` goes between a value and its interval (the console puts the interval on a second line).
+    Reads older quality.csv files too (``fid``/``kid_mean`` rows, an ``extractor`` column, no intervals)."""
+    cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    space: dict[tuple[str, str], str] = {}
     for r in quality:
         if not per_class and r["class"] != "all":
             continue
         key = (r["generator"], r["class"])
-        cells[key][r["metric"]] = _f(r["value"])
-        extractor[key] = r["extractor"]
-        n[key] = f"{r['n_fake']}/{r['n_real']}"
+        metric = _LEGACY_METRICS.get(r["metric"], r["metric"])
+        cells[key][metric] = r
+        if metric != "class_fidelity":
+            space[key] = r.get("feature_space") or r.get("extractor") or ""
     metrics = [(m, h) for m, h in QUALITY_METRICS if any(m in v for v in cells.values())]
-    header = ["generator"] + (["class"] if per_class else []) + [h for _, h in metrics] + ["features", "n fake/real"]
+    header = (["generator"] + (["class"] if per_class else []) + [h for _, h in metrics]
+              + ["features", "n/subset fake/real", "subsets", "n judged"])
     rows = []
-    for key in sorted(cells, key=lambda k: (k[0] != "real-train", k[0], k[1] != "all", k[1])):
+    for key in sorted(cells, key=lambda k: (not k[0].startswith("real-"), k[0], k[1] != "all", k[1])):
         g, c = key
-        vals = [_fmt(cells[key].get(m, math.nan), 4 if m == "kid_mean" else 3) for m, _ in metrics]
-        rows.append([g] + ([c] if per_class else []) + vals + [extractor[key], n[key]])
+        got = cells[key]
+        vals = [_cell(got[m], 3, sep) if m in got else "–" for m, _ in metrics]
+        dist = next((got[m] for m in ("fd", "fid", "kid", "precision") if m in got), None)
+        n = f"{dist.get('n_fake', '')}/{dist.get('n_real', '')}" if dist else "–"
+        subsets = (dist.get("subsets") or "–") if dist else "–"
+        judged = got["class_fidelity"].get("n_fake", "–") if "class_fidelity" in got else "–"
+        label = f"{g} (floor)" if g.startswith("real-") and g != "real-only" else g
+        rows.append([label] + ([c] if per_class else []) + vals + [space.get(key, ""), n, str(subsets), str(judged)])
     return header, rows
 
 
@@ -182,13 +205,19 @@ def print_tables(run_dir: Path, console: Console | None = None, per_class: bool 
     """The three end-of-run tables: generator quality, downstream accuracy, one verdict per model."""
     console = console or Console()
     res = load_results(run_dir)
-    header, rows = quality_table(res["quality"], per_class)
-    t = Table(title="Generator quality (vs the real reference split)", header_style="bold")
+    header, rows = quality_table(res["quality"], per_class, sep="\n")  # the interval under the value
+    t = Table(title="Generator quality vs the real reference split: mean [95 % interval] over matched subsets\n"
+                    "(floor): held-out real images at the same n · class fidelity: accuracy of the real-train classifier",
+              header_style="bold")
     for h in header:
         t.add_column(h, justify="left" if h in ("generator", "class", "features") else "right")
     for r in rows:
         t.add_row(*r)
     console.print(t)
+    for space, weights in dict.fromkeys((r.get("feature_space") or r.get("extractor") or "", r.get("weights") or "")
+                                        for r in res["quality"] if r.get("weights")):
+        loud = weights.startswith(("RANDOM", "NON-STANDARD"))
+        console.print(f"{'[bold red]' if loud else '[dim]'}{space} weights: {weights}[/]", highlight=False)
     header, rows2 = downstream_table(res["summary"], metric)
     t = Table(title=f"Downstream {metric} on held-out real test images: mean ± std over seeds (Δ vs real-only; "
                     f"green/red: paired t-test p < 0.05)", header_style="bold")

@@ -19,7 +19,9 @@ from .stats import (BOOT_METRICS, TEST_LABELS, StatsConfig, adjust, boot_metric,
                     percentile_interval, summarize)
 from .store import RunPaths, iter_records
 
-QUALITY_COLUMNS = ["generator", "class", "extractor", "metric", "value", "n_real", "n_fake"]
+QUALITY_COLUMNS = ["generator", "class", "feature_space", "extractor_id", "weights", "working_size", "resize_mode", "metric",
+                   "value", "ci_low", "ci_high", "n_real", "n_fake", "reference",
+                   "std", "subsets", "pool_real", "pool_fake", "extractor", "floor_split"]
 DOWNSTREAM_COLUMNS = ["model", "generator", "protocol", "ratio", "seed", "generator_seed", "split", "metric", "value",
                       "n_train_real", "n_train_synthetic", "pretrained", "predictions"]
 SUMMARY_COLUMNS = ["model", "generator", "protocol", "ratio", "metric", "n", "mean", "std", "ci95_low", "ci95_high",
@@ -46,15 +48,19 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def quality_rows(paths: RunPaths, keys: set[str] | None = None) -> list[dict[str, Any]]:
-    """One row per (generator, class, extractor, metric) from the finished score records (of this plan when ``keys`` is given)."""
+    """One row per (generator, class, feature space, metric) from the finished score records (of this plan when
+    ``keys`` is given), with the identity columns every score row carries (older records: what they have)."""
     rows = []
     for rec in iter_records(paths, "score"):
         if rec.get("status") != "done" or (keys is not None and rec["key"] not in keys):
             continue
         for r in rec["rows"]:
-            rows.append({"generator": rec["generator"], "class": r.get("class", "all"), "extractor": r.get("extractor", rec.get("extractor")),
-                         "metric": r["metric"], "value": r["value"], "n_real": r.get("n_real"), "n_fake": r.get("n_fake")})
-    rows.sort(key=lambda r: (r["generator"], r["class"] != "all", r["class"], r["metric"]))
+            extractor = r.get("extractor", rec.get("extractor"))
+            rows.append({**{c: r.get(c) for c in QUALITY_COLUMNS}, "generator": rec["generator"],
+                         "class": r.get("class", "all"), "extractor": extractor,
+                         "feature_space": r.get("feature_space", extractor), "floor_split": rec.get("floor_split")})
+    rows.sort(key=lambda r: (not str(r["generator"]).startswith("real-"), r["generator"], r["class"] != "all", r["class"],
+                             r["metric"] == "class_fidelity", r["metric"], str(r.get("feature_space") or "")))
     return rows
 
 

@@ -82,7 +82,7 @@ def plan_table(plan: Plan, run_root: Path) -> Table:
     t = Table(title=f"Plan for {run_root}", header_style="bold")
     for h in ("stage", "jobs", "cached", "failed/skipped", "to run"):
         t.add_column(h, justify="left" if h == "stage" else "right")
-    for kind in ("fit", "sample", "score", "cell"):
+    for kind in ("fit", "domain", "sample", "score", "cell"):
         ks = [s for j, s, _ in states if j.kind == kind]
         if not ks:
             continue
@@ -108,7 +108,7 @@ def provenance(spec: BenchmarkSpec, split: SplitInfo, plan: Plan, run_root: Path
 
     paths = RunPaths(run_root)
     per_stage: dict[str, float] = {}
-    for kind in ("fit", "sample", "score", "cell"):
+    for kind in ("fit", "domain", "sample", "score", "cell"):
         per_stage[kind] = round(sum(float(r.get("time_s", 0.0)) for r in iter_records(paths, kind)), 2)
     return {
         "spec": spec.to_dict(), "versions": versions(), "git_commit": _git_commit(),

@@ -132,40 +132,61 @@ def load_samples(paths: RunPaths, sample_key: str, classes: list[str], counts: d
     return images[idx], np.asarray(labels, np.int64), [sources[i] for i in idx]
 
 
+def run_domain(job: Job, paths: RunPaths) -> dict[str, Any]:
+    """Train the run's domain network once, on the real train split only; every score job loads these weights."""
+    from .quality import train_domain_network
+
+    p = job.params
+    classes = split_dataset(paths.root).classes
+    train = real_arrays(paths.root, "train", int(p["img_size"]))  # split_arrays runs the leakage guard on train
+    target = paths.artifact_dir("domain", job.key)
+    info = train_domain_network(train, classes, {k: v for k, v in p.items() if k != "split_key"}, target)
+    return {**info, "artifact": str(target.relative_to(paths.root))}
+
+
 @lru_cache(maxsize=4)
-def _extractor(run_root: str, quality_json: str, size: int):
-    from ..metrics import create_extractor
+def _extractor(run_root: str, quality_json: str, size: int, domain_dir: str | None = None):
+    """(feature extractor, domain network or None) of a score job, built once per process."""
+    from .quality import build_extractor, load_domain
 
     q = json.loads(quality_json)
-    name = q["features"]
-    if name == "domain":
-        classes = split_dataset(Path(run_root)).classes
-        return create_extractor("domain", train=real_arrays(Path(run_root), "train", size), classes=classes, seed=0,
-                                model=q.get("domain_model", "cnn"), epochs=int(q.get("domain_epochs", 8)), img_size=size)
-    if name == "inception":
-        return create_extractor("inception", weights=q.get("inception_weights"))
-    if name == "dinov2":
-        return create_extractor("dinov2", weights=q.get("dinov2_weights"))
-    return create_extractor(name)
+    domain = load_domain(domain_dir) if domain_dir else None
+    return build_extractor(q, domain), domain
 
 
 def run_score(job: Job, paths: RunPaths) -> dict[str, Any]:
-    """Score one sample set (or the real train split, as a reference row) against the real reference split."""
-    from ..metrics import FeatureCache, score
+    """Score one sample set (or the held-out real floor set) against the real reference split, at matched n."""
+    from ..metrics import FeatureCache, parse_metrics
+    from .quality import QUALITY_DEFAULTS, class_counts, matched_subset_sizes, score_sets
 
     p = job.params
-    q = p["quality"]
+    q = {**QUALITY_DEFAULTS, **p["quality"]}
+    q["metrics"] = parse_metrics(q["metrics"])
     size = int(p["size"])
     dataset = split_dataset(paths.root)
     classes = dataset.classes
-    extractor = _extractor(str(paths.root), json.dumps(q, sort_keys=True), size)
-    ref = real_arrays(paths.root, q.get("reference", "test"), size)
+    domain_dir = str(paths.artifact_dir("domain", p["domain_key"])) if p.get("domain_key") else None
+    extractor, domain = _extractor(str(paths.root), json.dumps(q, sort_keys=True), size, domain_dir)
+    ref_split = q.get("reference", "test")
+    floor_split = q.get("floor") if q.get("floor") not in (None, "none") else None
+    if floor_split == ref_split:
+        raise OocBenchError(f"[quality] floor = {floor_split!r} is the reference split itself; choose another floor set")
+    ref = real_arrays(paths.root, ref_split, size)
     train = real_arrays(paths.root, "train", size)
     train_hashes = [r.hash for r in dataset.split("train")]
     cache = FeatureCache()
-    ref_key = f"{p['split_key']}-{q.get('reference', 'test')}-{size}"
-    if p["sample_key"] is None:  # real train vs reference: the floor any generator can reach
-        fake, fake_key, sources = train, f"{p['split_key']}-train-{size}", None
+    ref_key = f"{p['split_key']}-{ref_split}-{size}"
+    pools = [class_counts(ref[1], classes)]
+    floor = real_arrays(paths.root, floor_split, size) if floor_split else None
+    if floor is not None:
+        pools.append(class_counts(floor[1], classes))
+    if p.get("n_fake_per_class"):
+        pools.append({c: int(n) for c, n in p["n_fake_per_class"].items()})
+    subset_size = matched_subset_sizes(q, *pools)
+    if p["sample_key"] is None:  # the held-out real floor set vs the reference: what a perfect generator reaches
+        split_name = p.get("floor_split") or floor_split or "train"
+        fake = floor if floor is not None else train
+        fake_key, sources = f"{p['split_key']}-{split_name}-{size}", None
         metrics = [m for m in q["metrics"] if m != "nearcopy"]
     else:
         sample_rec = read_record(paths, "sample", p["sample_key"]) or {}
@@ -173,11 +194,14 @@ def run_score(job: Job, paths: RunPaths) -> dict[str, Any]:
         x, y, sources = load_samples(paths, p["sample_key"], classes, counts, size)
         fake, fake_key = (x, y), f"sample-{p['sample_key']}"
         metrics = list(q["metrics"])
-    rows = score(real=ref, fake=fake, classes=classes, extractor=extractor, metrics=tuple(metrics),
-                 per_class=bool(q.get("per_class", True)), train_real=train,
-                 fake_sources=sources if sources and any(sources) else None, train_hashes=train_hashes,
-                 k=int(q.get("k", 5)), cache=cache, real_key=ref_key, fake_key=fake_key, seed=0)
-    return {"generator": p["generator"], "extractor": extractor.name, "extractor_provenance": extractor.provenance,
+    heldout = real_arrays(paths.root, "val", size) if "nearcopy" in metrics and ref_split != "val" else None
+    rows = score_sets(ref, fake, classes, q, extractor, domain=domain, size=size, subset_size=subset_size,
+                      metrics=metrics, reference=ref_split, train_real=train,
+                      fake_sources=sources if sources and any(sources) else None, train_hashes=train_hashes,
+                      cache=cache, real_key=ref_key, fake_key=fake_key, seed=0, heldout_real=heldout)
+    return {"generator": p["generator"], "floor_split": p.get("floor_split"), "extractor": extractor.name,
+            "extractor_provenance": extractor.provenance, "subset_size": subset_size,
+            "domain_provenance": domain.provenance if domain is not None else None,
             "rows": [{k: (float(v) if isinstance(v, (np.floating,)) else v) for k, v in r.items()} for r in rows]}
 
 
@@ -272,7 +296,7 @@ def _inject_fault(job: Job) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-RUNNERS = {"fit": run_fit, "sample": run_sample, "score": run_score, "cell": run_cell}
+RUNNERS = {"fit": run_fit, "domain": run_domain, "sample": run_sample, "score": run_score, "cell": run_cell}
 
 
 def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> dict[str, Any]:
@@ -294,7 +318,7 @@ def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> di
         # a dependency that was skipped (an optional generator that cannot run) skips this job too; one that
         # failed or is missing leaves this job unrecorded, so a later run retries it once the dependency is done
         for dep in job.deps:
-            dep_kind = "fit" if job.kind == "sample" else "sample"
+            dep_kind = "fit" if job.kind == "sample" else ("domain" if dep == job.params.get("domain_key") else "sample")
             dep_rec = read_record(paths, dep_kind, dep) or {}
             status = dep_rec.get("status", "missing")
             if status == "done":

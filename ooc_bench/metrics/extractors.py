@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data import resize_square
 from ..errors import UserInputError, WeightsUnavailableError
-from ..hashing import array_hash, config_hash, file_hash
+from ..hashing import config_hash, file_hash
 from ..runtime import is_offline
 
 _REGISTRY: dict[str, type["FeatureExtractor"]] = {}
@@ -567,71 +567,6 @@ class DinoV2Extractor(_NetworkExtractor):
 
 
 # --------------------------------------------------------------------------------------------- domain
-
-@register_extractor("domain", aliases=("classifier", "domain-cnn"),
-                    description="penultimate features of a classifier trained on the real training split (no download)")
-class DomainExtractor(FeatureExtractor):
-    """Penultimate (pre-logits) features of a classifier trained on the real training split.
-
-    Needs no download. The classifier (``ooc_bench.classifiers.train_classifier``) is trained lazily on the
-    first :meth:`extract` call, so warm feature caches never train it; a stratified ``val_fraction`` of the
-    training split (never val/test) is held out for early stopping. Preprocessing is the classifier's own:
-    resize to ``img_size`` and its normalisation.
-    """
-
-    name = "domain"
-
-    def __init__(self, train: tuple[np.ndarray, np.ndarray], classes: list[str], seed: int = 0, model: str = "cnn",
-                 epochs: int = 10, img_size: int = 64, batch_size: int = 32, val_fraction: float = 0.15,
-                 pretrained: bool = False, weights: str | None = None, device: str = "auto", **config: Any) -> None:
-        super().__init__()
-        if train is None or len(train) != 2:
-            raise UserInputError("domain extractor: pass train=(images_uint8, labels) of the real training split")
-        x, y = _as_rgb_uint8(train[0]), np.asarray(train[1], dtype=np.int64)
-        if len(x) != len(y) or len(x) < 4:
-            raise UserInputError(f"domain extractor: train needs >= 4 labelled images with one label each (got {len(x)} images, {len(y)} labels)")
-        self._x, self._y, self.classes = x, y, list(classes)
-        self.train_config = {"model": model, "epochs": int(epochs), "img_size": int(img_size), "batch_size": int(batch_size),
-                             "pretrained": bool(pretrained), "weights": weights, "device": device, **config}
-        self.seed, self.val_fraction = int(seed), float(val_fraction)
-        self.result: Any = None
-        train_hash = config_hash([array_hash(x), array_hash(y)])
-        self.provenance = {"name": self.name, "impl": f"ooc_bench.classifiers {model} penultimate features",
-                           "weights": f"trained on real train split {train_hash} (seed {seed}, {epochs} epochs"
-                                      + (f", init {weights or 'pretrained'}" if pretrained or weights else ", from scratch") + ")",
-                           "weights_sha": None, "train_hash": train_hash, "classes": self.classes, "seed": self.seed,
-                           "val_fraction": self.val_fraction,
-                           "train_config": {k: v for k, v in self.train_config.items() if k != "device"},
-                           "resolution": int(img_size), "preprocessing": f"classifier's own: resize to {img_size}, model normalisation"}
-
-    def _split(self) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(self.seed)
-        val = []
-        for c in np.unique(self._y):
-            idx = rng.permutation(np.flatnonzero(self._y == c))
-            n_val = int(round(len(idx) * self.val_fraction)) if len(idx) > 2 else 0
-            val.extend(idx[:n_val].tolist())
-        val_mask = np.zeros(len(self._y), dtype=bool)
-        val_mask[val] = True
-        return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
-
-    def fit(self) -> Any:
-        """Train the domain classifier now (otherwise done on first extract); returns the TrainResult."""
-        if self.result is None:
-            try:
-                from ..classifiers import TrainConfig, train_classifier
-            except ImportError as exc:  # pragma: no cover - only while the classifier package is missing
-                raise UserInputError(f"domain extractor needs ooc_bench.classifiers ({exc}); use --features inception or dinov2") from exc
-            tr, va = self._split()
-            cfg = TrainConfig(**self.train_config)
-            val = (self._x[va], self._y[va]) if len(va) else (self._x[tr], self._y[tr])
-            self.result = train_classifier(train=(self._x[tr], self._y[tr]), val=val, test=None,
-                                           classes=self.classes, config=cfg, seed=self.seed)
-        return self.result
-
-    def _extract_batch(self, images: np.ndarray) -> np.ndarray:
-        return np.asarray(self.fit().embed(images, batch_size=max(1, len(images))), dtype=np.float64)
-
-    @property
-    def dim(self) -> int:
-        return int(self._extract_batch(self._x[:1]).shape[1])
+# The domain feature space (a network trained on the real train split, passed in) lives in metrics/domain.py;
+# imported here so that create_extractor("domain", ...) finds it and old imports keep working.
+from .domain import DomainExtractor  # noqa: E402,F401

@@ -13,7 +13,11 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def knn_radii(feats: np.ndarray, k: int) -> np.ndarray:
     """Distance from each point to its k-th nearest other point in the same set."""
-    d = _pairwise(feats, feats)
+    return _kth_other(_pairwise(feats, feats), k)
+
+
+def _kth_other(d: np.ndarray, k: int) -> np.ndarray:
+    d = np.array(d, dtype=np.float64, copy=True)
     np.fill_diagonal(d, np.inf)
     return np.partition(d, k - 1, axis=1)[:, k - 1]
 
@@ -28,9 +32,16 @@ def prdc(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 5) -> dict[str
     real, fake = np.asarray(real_feats, np.float64), np.asarray(fake_feats, np.float64)
     if len(real) <= k or len(fake) <= k:
         raise ValueError(f"PRDC with k={k} needs more than {k} images per set (real {len(real)}, fake {len(fake)})")
-    r_real = knn_radii(real, k)
-    r_fake = knn_radii(fake, k)
-    d = _pairwise(real, fake)  # (n_real, n_fake)
+    return prdc_from_distances(_pairwise(real, real), _pairwise(fake, fake), _pairwise(real, fake), k)
+
+
+def prdc_from_distances(d_rr: np.ndarray, d_ff: np.ndarray, d_rf: np.ndarray, k: int = 5) -> dict[str, float]:
+    """PRDC from the real-real, fake-fake and real-fake distance matrices (so subsets can index one full matrix)."""
+    if len(d_rr) <= k or len(d_ff) <= k:
+        raise ValueError(f"PRDC with k={k} needs more than {k} images per set (real {len(d_rr)}, fake {len(d_ff)})")
+    r_real = _kth_other(d_rr, k)
+    r_fake = _kth_other(d_ff, k)
+    d = d_rf  # (n_real, n_fake)
     inside_real = d < r_real[:, None]  # fake j inside real ball i
     return {
         "precision": float(inside_real.any(axis=0).mean()),
