@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain click help: wraps to any width (80 columns) and never cuts a default or a name
 )
 err_console = Console(stderr=True)
 
@@ -33,13 +34,29 @@ def _register_all() -> None:
 
     for module in (data_cmd, train_cmd, generate_cmd, score_cmd, run_cmd):
         module.register(app)
+    for typer_app in (app, data_cmd.data_app):
+        for info in typer_app.registered_commands:  # whole first lines in command lists (click would cut them)
+            if info.short_help is None and info.callback is not None and info.callback.__doc__:
+                info.short_help = info.callback.__doc__.strip().splitlines()[0]
 
 
 _register_all()
 
 
+_INVOCATION: list[str] = []
+
+
+def invocation() -> list[str]:
+    """The command line of this ``ooc-bench`` call (``ooc-bench ARGS``), for provenance and resume hints."""
+    return ["ooc-bench", *(_INVOCATION or sys.argv[1:])]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors become one red line and a non-zero exit, never a traceback."""
+    """Console-script entry point: user errors become one red line and a non-zero exit, never a traceback.
+
+    Exit codes: 0 success, 2 bad input, 3 data leakage refused, 4 `run`: some jobs failed, 130 interrupted.
+    """
+    _INVOCATION[:] = list(argv) if argv is not None else sys.argv[1:]
     try:
         app(args=argv, prog_name="ooc-bench")
     except OocBenchError as exc:
