@@ -150,3 +150,15 @@ def test_inception_option_errors_name_the_option(tmp_path, weights):
     assert list(RESIZE_MODES) == ["torch-fidelity", "clean", "pil-bicubic"]
     # the old keyword still works
     assert create_extractor("inception", weights=str(weights), resize="torch-fidelity").resize_mode == "torch-fidelity"
+
+
+def test_run_settings_choose_the_resize_mode_and_rows_name_it(weights):
+    from ooc_bench.matrix.quality import build_extractor, quality_settings
+    from ooc_bench.metrics import identity
+
+    auto = build_extractor(quality_settings({"features": "inception", "inception_weights": str(weights)}))
+    clean = build_extractor(quality_settings({"features": "inception", "inception_weights": str(weights),
+                                              "resize_mode": "clean"}))
+    assert auto.resize_mode == "torch-fidelity" and clean.resize_mode == "clean"
+    assert identity(auto, 64)["resize_mode"] == "torch-fidelity" and identity(clean, 64)["resize_mode"] == "clean"
+    assert auto.passes == clean.passes == 0  # nothing extracted, nothing loaded: choosing a mode is free
