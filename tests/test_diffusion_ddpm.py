@@ -71,6 +71,9 @@ def test_ddpm_class_conditioning_and_presets():
         create_generator("ddpm", resolution=48)
     with pytest.raises(UserInputError, match="preset"):
         create_generator("ddpm", preset="huge")
+    assert len(unet_config("tiny", 16, 10)["block_out_channels"]) == 2  # 16 px: levels 16 and 8
+    with pytest.raises(UserInputError, match="sampler"):
+        create_generator("ddpm", sampler="euler")
 
 
 def test_ddpm_v_prediction_and_guidance(digits):
@@ -80,3 +83,47 @@ def test_ddpm_v_prediction_and_guidance(digits):
     ims = gen.generate(1, [0, 1], [1, 2], 32)
     assert len(ims) == 2 and ims[0].shape == (32, 32, 3)
     assert np.array_equal(ims[0], gen.generate(1, [0], [1], 32)[0])  # one seed per image, batch-independent
+
+
+@pytest.fixture(scope="module")
+def digits16_fit():
+    """The default `ddpm` sampler after a short real-data fit: all scikit-learn digits at 16 px, tiny preset, 150 steps."""
+    from sklearn.datasets import load_digits
+
+    from ooc_bench.data import resize_square
+
+    d = load_digits()
+    ims = np.stack([resize_square(np.repeat((im / 16 * 255).astype(np.uint8)[..., None], 3, -1), 16) for im in d.images])
+    train = TrainingSet.from_arrays(ims, d.target, [str(i) for i in range(10)])
+    gen = create_generator("ddpm", resolution=16, preset="tiny", steps=150, batch_size=16, flip="none", sample_steps=20,
+                           checkpoint_every=0, sample_every=0, device="cpu")
+    return gen.fit(train), ims
+
+
+def _sample_stats(gen) -> tuple[float, float]:
+    """Saturated-pixel share (exactly 0 or 255) of 2 samples per class, and max |x_t| seen while sampling them."""
+    out, worst = [], 0.0
+    for c in range(10):
+        out += gen.generate(c, [0, 1], [100 * c, 100 * c + 1], 16)
+        worst = max(worst, gen.sampling_stats["max_abs_x"])
+    return float(np.isin(np.stack(out), (0, 255)).mean()), worst
+
+
+def test_ddpm_default_sampler_matches_real_pixel_statistics(digits16_fit):
+    """Regression test for the divergent sampler (DPM-Solver++ on an epsilon model, cosine schedule, unclipped x0):
+    it saturated ~100 % of the pixels and reached |x| ~ 10^4. The default clips the predicted x0 to [-1, 1]."""
+    gen, real = digits16_fit
+    assert gen.config["clip_x0"] is True and gen.config["sampler"] == "dpm++" and gen.config["guidance_scale"] > 1
+    real_share = float(np.isin(real, (0, 255)).mean())  # 0.36: the digits' black background
+    share, worst = _sample_stats(gen)
+    assert abs(share - real_share) < 0.15, (share, real_share)
+    assert worst < 6.0  # x_t stays at the scale of the initial noise (max |N(0,1)| over 768 values is ~4)
+
+
+def test_ddpm_unclipped_sampler_is_caught_by_the_same_checks(digits16_fit):
+    """The checks above fail on the old behaviour (clip_x0=False reproduces it), so they can catch a regression."""
+    gen, real = digits16_fit
+    old = create_generator("ddpm", **{**gen.config, "clip_x0": False, "guidance_scale": 1.0})
+    old.classes, old._model = gen.classes, gen._model
+    share, worst = _sample_stats(old)
+    assert share > 0.9 and worst > 100.0

@@ -122,11 +122,12 @@ def test_prompts_follow_metadata(fitted_sd):
 
 
 def test_img2img_small_strength_returns_vae_reconstruction(tiny_sd, cells):
-    """strength 0.05 with 20 Euler steps runs one step from sigma ~0.04 (latents have unit std), so the output
-    must be the VAE reconstruction up to a few grey levels; at strength 1 it is far from it."""
+    """strength 0.04 with 20 Euler steps runs (web UI: int(0.04 * 20) + 1 =) one step from t = 0, sigma ~0.03
+    (latents have unit std), so the output must be the VAE reconstruction up to a few grey levels; at strength
+    1 it is far from it."""
     import torch
 
-    gen = create_generator("sd-img2img", sd_model=str(tiny_sd), resolution=RES, strength=0.05, steps=20)
+    gen = create_generator("sd-img2img", sd_model=str(tiny_sd), resolution=RES, strength=0.04, steps=20)
     gen.fit(cells)
     far = create_generator("sd-img2img", sd_model=str(tiny_sd), resolution=RES, strength=1.0, steps=4)
     far.fit(cells)
@@ -189,7 +190,7 @@ def test_unreachable_hub_id_fails_fast_with_advice(cells):
 
 
 def test_img2img_rejects_zero_step_strength(tiny_sd):
-    with pytest.raises(UserInputError, match="denoising"):
-        create_generator("sd-img2img", sd_model=str(tiny_sd), strength=0.01, steps=20)
+    with pytest.raises(UserInputError, match="denoising"):  # diffusers' meaning: int(20 * 0.01) = 0 steps
+        create_generator("sd-img2img", sd_model=str(tiny_sd), strength=0.01, steps=20, strength_convention="diffusers")
     with pytest.raises(UserInputError, match="strength"):
         create_generator("sd-img2img", sd_model=str(tiny_sd), strength=0.0)

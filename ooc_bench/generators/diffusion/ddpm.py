@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...config import build, option, to_dict
 from ...errors import UserInputError
 from ..base import Generator, TrainingSet
 from .progress import ProgressBar
@@ -20,14 +22,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {"width": 64, "layers_per_block": 2, "attention_at": (8,), "learning_rate": 2e-4},
     "base": {"width": 128, "layers_per_block": 2, "attention_at": (8, 16), "learning_rate": 1e-4},
 }
-RESOLUTIONS = (32, 64, 128)
+RESOLUTIONS = (16, 32, 64, 128)
+SAMPLERS = ("dpm++", "ddim")
 MULT = (1, 2, 2, 4, 4)
 
 
 def unet_config(preset: str, resolution: int, num_classes: int) -> dict[str, Any]:
     """``UNet2DModel`` keyword arguments of a size preset at a resolution (levels down to 8x8), with a null class."""
     p = PRESETS[preset]
-    levels = int(math.log2(resolution)) - 2  # 32 -> 3 levels, 64 -> 4, 128 -> 5: the bottom is 8x8 (then 4x4 mid)
+    levels = int(math.log2(resolution)) - 2  # 16 -> 2 levels, 32 -> 3, 64 -> 4, 128 -> 5: the bottom level is 8x8
     channels = tuple(p["width"] * MULT[i] for i in range(levels))
     sizes = [resolution // 2 ** i for i in range(levels)]
     down = tuple("AttnDownBlock2D" if s in p["attention_at"] else "DownBlock2D" for s in sizes)
@@ -36,6 +39,36 @@ def unet_config(preset: str, resolution: int, num_classes: int) -> dict[str, Any
             "layers_per_block": p["layers_per_block"], "down_block_types": down, "up_block_types": up,
             "norm_num_groups": min(32, p["width"] // 4), "attention_head_dim": 32,
             "num_class_embeds": num_classes + 1, "add_attention": bool(p["attention_at"])}
+
+
+@dataclass
+class DDPMConfig:
+    """Settings of the `ddpm` generator (defaults, types, ranges and help in one place)."""
+
+    resolution: int = option(64, "working resolution (px)", choices=RESOLUTIONS)
+    preset: str = option("small", "UNet size preset", choices=tuple(PRESETS))
+    steps: int = option(20000, "training steps", low=0)
+    batch_size: int = option(32, "training batch size", low=1)
+    learning_rate: float | None = option(None, "AdamW learning rate (none: the preset's)", low=0.0, low_open=True)
+    warmup: int = option(200, "linear learning-rate warm-up steps", low=0)
+    prediction_type: str = option("epsilon", "what the UNet predicts", choices=("epsilon", "v_prediction"))
+    beta_schedule: str = option("squaredcos_cap_v2", "noise schedule (a diffusers beta_schedule)")
+    num_train_timesteps: int = option(1000, "diffusion timesteps of the training schedule", low=1)
+    ema_decay: float = option(0.999, "EMA decay of the sampling weights", low=0.0, high=1.0)
+    class_dropout: float = option(0.1, "share of training steps without the class (for guidance)", low=0.0, high=1.0)
+    guidance_scale: float = option(3.0, "classifier-free guidance scale (1: none; the default is chosen by the "
+                                        "digits sweep in docs/diffusion.md)", low=0.0)
+    sample_steps: int = option(25, "sampler steps", low=1)
+    sampler: str = option("dpm++", "sampler", choices=SAMPLERS)
+    clip_x0: bool = option(True, "clip the predicted clean image to [-1, 1] while sampling")
+    sample_batch: int = option(64, "images per sampling batch", low=1)
+    flip: str = option("h", "random flips during training", choices=("", "none", "h", "v", "hv"))
+    sample_every: int = option(1000, "steps between training-time sample grids (0: only the final one)", low=0,
+                               runtime=True)
+    checkpoint_every: int = option(1000, "steps between checkpoints (0: none)", low=0, runtime=True)
+    seed: int = option(0, "training seed")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", runtime=True)
+    mixed_precision: bool = option(True, "bf16/fp16 autocast on CUDA")
 
 
 class ClassConditionalDDPM(Generator):
@@ -49,31 +82,16 @@ class ClassConditionalDDPM(Generator):
 
     name = "ddpm"
 
-    def __init__(self, resolution: int = 64, preset: str = "small", steps: int = 20000, batch_size: int = 32,
-                 learning_rate: float | None = None, warmup: int = 200, prediction_type: str = "epsilon",
-                 beta_schedule: str = "squaredcos_cap_v2", num_train_timesteps: int = 1000, ema_decay: float = 0.999,
-                 class_dropout: float = 0.1, guidance_scale: float = 1.0, sample_steps: int = 25,
-                 sample_batch: int = 64, flip: str = "h", sample_every: int = 1000, checkpoint_every: int = 1000,
-                 seed: int = 0, device: str = "auto", mixed_precision: bool = True) -> None:
-        if preset not in PRESETS:
-            raise UserInputError(f"ddpm: unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-        if int(resolution) not in RESOLUTIONS:
-            raise UserInputError(f"ddpm: --resolution {resolution} not supported; use one of {RESOLUTIONS}")
-        if prediction_type not in ("epsilon", "v_prediction"):
-            raise UserInputError(f"ddpm: prediction_type {prediction_type!r}: use 'epsilon' or 'v_prediction'")
-        if flip not in ("", "none", "h", "v", "hv"):
-            raise UserInputError(f"ddpm: flip {flip!r}: use 'none', 'h', 'v' or 'hv'")
-        lr = float(learning_rate) if learning_rate is not None else PRESETS[preset]["learning_rate"]
-        super().__init__(resolution=int(resolution), preset=preset, steps=int(steps), batch_size=int(batch_size),
-                         learning_rate=lr, warmup=int(warmup), prediction_type=prediction_type,
-                         beta_schedule=beta_schedule, num_train_timesteps=int(num_train_timesteps),
-                         ema_decay=float(ema_decay), class_dropout=float(class_dropout),
-                         guidance_scale=float(guidance_scale), sample_steps=int(sample_steps),
-                         sample_batch=int(sample_batch), flip=flip, sample_every=int(sample_every),
-                         checkpoint_every=int(checkpoint_every), seed=int(seed), device=str(device),
-                         mixed_precision=bool(mixed_precision))
+    config_class = DDPMConfig
+
+    def __init__(self, **config: Any) -> None:
+        c = build(DDPMConfig, config, "ddpm")  # names, types and ranges: one declaration, DDPMConfig
+        cfg = to_dict(c)
+        cfg["learning_rate"] = float(c.learning_rate if c.learning_rate is not None else PRESETS[c.preset]["learning_rate"])
+        super().__init__(**cfg)
         self._model: Any = None  # EMA weights, used for sampling
         self.train_stats: dict[str, Any] = {}
+        self.sampling_stats: dict[str, float] = {}  # max |x_t| over the last generate() call (divergence check)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _device(self) -> Any:
@@ -96,7 +114,8 @@ class ClassConditionalDDPM(Generator):
     def _resume_key(self, data_hash: str) -> str:
         from ...hashing import config_hash
 
-        skip = {"steps", "sample_every", "checkpoint_every", "sample_steps", "sample_batch", "guidance_scale", "device"}
+        skip = {"steps", "sample_every", "checkpoint_every", "sample_steps", "sample_batch", "guidance_scale", "device",
+                "sampler", "clip_x0"}
         return config_hash({k: v for k, v in self.config.items() if k not in skip} | {"data": data_hash,
                                                                                      "classes": self.classes})
 
@@ -201,22 +220,41 @@ class ClassConditionalDDPM(Generator):
                             "mean_loss_last_100": float(np.mean(losses[-100:])) if losses else None}
         return self
 
+    def sampling_scheduler(self) -> Any:
+        """The sampling scheduler: ``sampler`` on the training noise schedule, predicted x0 clipped to [-1, 1] by default.
+
+        ``dpm++`` = DPM-Solver++ 2M with diffusers' thresholding at ``sample_max_value=1`` (static clipping of
+        the predicted clean image to [-1, 1]); ``ddim`` = DDIM (eta 0, "trailing" timesteps from t = T-1) with ``clip_sample``. ``clip_x0=False``
+        turns clipping off (the old, divergent behaviour with an epsilon model on the cosine schedule).
+        """
+        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+        base, clip = self._noise_scheduler().config, self.config["clip_x0"]
+        kind = self.config.get("sampler", "dpm++")
+        if kind == "dpm++":
+            sched = DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", solver_order=2,
+                                                            thresholding=clip, dynamic_thresholding_ratio=0.995,
+                                                            sample_max_value=1.0)
+        else:
+            sched = DDIMScheduler.from_config(base, clip_sample=clip, clip_sample_range=1.0, set_alpha_to_one=True,
+                                              timestep_spacing="trailing")  # starts at t = T-1, like dpm++
+        sched.set_timesteps(self.config["sample_steps"])
+        return sched
+
     def generate(self, class_index: int, indices: list[int], seeds: list[int], size: int) -> list[np.ndarray]:
         import torch
-        from diffusers import DPMSolverMultistepScheduler
 
         from ...data import resize_square
 
         if self._model is None:
             raise RuntimeError("ddpm: call fit() or load a saved generator before sampling")
         cfg, dev = self.config, next(self._model.parameters()).device
-        res, out = cfg["resolution"], []
+        res, out, max_abs = cfg["resolution"], [], 0.0
         for s in range(0, len(seeds), max(1, cfg["sample_batch"])):
             chunk = seeds[s:s + cfg["sample_batch"]]
-            x = torch.stack([torch.randn((3, res, res), generator=torch.Generator().manual_seed(int(sd))) for sd in chunk])
-            x = x.to(dev)
-            sched = DPMSolverMultistepScheduler.from_config(self._noise_scheduler().config, algorithm_type="dpmsolver++")
-            sched.set_timesteps(cfg["sample_steps"])
+            gens = [torch.Generator().manual_seed(int(sd)) for sd in chunk]
+            x = torch.stack([torch.randn((3, res, res), generator=g) for g in gens]).to(dev)
+            sched = self.sampling_scheduler()
             y = torch.full((len(chunk),), class_index, dtype=torch.long, device=dev)
             g = cfg["guidance_scale"]
             with torch.no_grad():
@@ -230,8 +268,10 @@ class ClassConditionalDDPM(Generator):
                     else:
                         pred = self._model(x, tt, class_labels=y).sample
                     x = sched.step(pred, t, x).prev_sample
+                    max_abs = max(max_abs, float(x.abs().max()))
             u8 = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             out.extend(resize_square(im, size) for im in u8)
+        self.sampling_stats = {"max_abs_x": max_abs}
         return out
 
     def save_grid(self, path: Path, per_class: int = 8, seed: int = 0) -> Path:

@@ -1,4 +1,4 @@
-"""Loading a base Stable Diffusion pipeline from a hub id or a local diffusers folder, with fast, clear errors offline."""
+"""Loading a base Stable Diffusion pipeline from a hub id, a local diffusers folder or a web-UI checkpoint file, with clear errors offline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ...errors import UserInputError, WeightsUnavailableError
 from ...runtime import is_offline
 
 DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")  # single-file checkpoints as the AUTOMATIC1111 web UI keeps them
 
 
 class SdModelUnavailableError(WeightsUnavailableError, UserInputError):
@@ -21,10 +22,43 @@ def _how_to(model: str) -> str:
             "--sd-model DIR (a diffusers folder containing model_index.json)")
 
 
-def resolve_sd_model(model: str) -> str:
-    """Check ``model`` (a local diffusers folder or a hub id) and return what ``from_pretrained`` should get.
+def _config_advice(model: str) -> str:
+    return (f"--sd-model {model!r} is a single-file checkpoint; to load it offline pass --sd-config DIR "
+            "(`--param sd_config=DIR`, spec key `sd_config`): a local diffusers folder of the same architecture "
+            "(containing model_index.json and tokenizer/; its weights are not needed), e.g. on a machine with network "
+            f"`huggingface-cli download {DEFAULT_SD_MODEL} --exclude '*.safetensors' '*.bin' '*.ckpt' --local-dir DIR` "
+            "for SD 1.x checkpoints")
 
-    A path that does not exist, a file instead of a folder, or a folder without ``model_index.json`` raise
+
+def is_checkpoint_file(model: str) -> bool:
+    """Whether ``--sd-model`` names an existing single-file checkpoint (``.safetensors`` / ``.ckpt``)."""
+    p = Path(str(model).strip()).expanduser()
+    return p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def resolve_sd_config(model: str, sd_config: str | None) -> str | None:
+    """For a single-file ``model``: check ``sd_config`` (a local diffusers folder) and return it resolved.
+
+    Without ``sd_config`` the configs would come from the Hugging Face hub: offline that is a
+    :class:`UserInputError` at once, saying exactly what to pass; online ``None`` is returned (diffusers
+    fetches the matching configs).
+    """
+    if not sd_config:
+        if is_offline():
+            raise UserInputError(_config_advice(model) + " (the hub is off: HF_HUB_OFFLINE=1)")
+        return None
+    c = Path(str(sd_config)).expanduser()
+    if not (c.is_dir() and (c / "model_index.json").is_file()):
+        raise UserInputError(f"--sd-config {sd_config!r}: not a diffusers folder (no model_index.json there); "
+                             + _config_advice(model))
+    return str(c.resolve())
+
+
+def resolve_sd_model(model: str, sd_config: str | None = None) -> str:
+    """Check ``model`` (a local diffusers folder, a single-file checkpoint or a hub id) and return it resolved.
+
+    A path that does not exist, a file that is not a ``.safetensors``/``.ckpt`` checkpoint, a folder without
+    ``model_index.json``, or a checkpoint file without a usable ``sd_config`` offline raise
     :class:`UserInputError` at once, naming the path and what to pass instead.
     """
     model = str(model).strip()
@@ -38,9 +72,11 @@ def resolve_sd_model(model: str) -> str:
         raise UserInputError(f"--sd-model {model!r}: local folder not found; pass an existing diffusers folder "
                              f"(containing model_index.json) or a hub id such as {DEFAULT_SD_MODEL!r}")
     if p.is_file():
-        raise UserInputError(f"--sd-model {model!r} is a single checkpoint file; ooc-bench needs a diffusers folder: "
-                             "convert it once with diffusers (`StableDiffusionPipeline.from_single_file(FILE)"
-                             ".save_pretrained(DIR)`) and pass --sd-model DIR")
+        if p.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise UserInputError(f"--sd-model {model!r} is a file but not a checkpoint (.safetensors or .ckpt); pass a "
+                                 "web-UI checkpoint file, a local diffusers folder or a hub id")
+        resolve_sd_config(model, sd_config)
+        return str(p.resolve())
     if not (p / "model_index.json").is_file():
         raise UserInputError(f"--sd-model {model!r}: folder has no model_index.json, so it is not a diffusers pipeline "
                              "folder; pass the folder that `save_pretrained` wrote")
@@ -48,21 +84,34 @@ def resolve_sd_model(model: str) -> str:
 
 
 def load_sd_pipeline(model: str = DEFAULT_SD_MODEL, img2img: bool = False, device: Any = None,
-                     dtype: Any = None) -> Any:
+                     dtype: Any = None, sd_config: str | None = None) -> Any:
     """A ``StableDiffusionPipeline`` (or ``StableDiffusionImg2ImgPipeline``) without safety checker, on ``device``.
 
-    ``model`` is a local diffusers folder or a hub id; hub ids are read from the Hugging Face cache (and
-    downloaded when the hub is reachable and ``HF_HUB_OFFLINE`` is unset). Weights that cannot be found
-    raise :class:`SdModelUnavailableError` (a ``UserInputError``) telling how to point ``--sd-model`` at a
-    local folder. Both pipeline kinds share the same components and loading code path.
+    ``model`` is a local diffusers folder, a hub id, or a single-file checkpoint (``.safetensors``/``.ckpt``,
+    as the AUTOMATIC1111 web UI keeps them) loaded by diffusers' ``from_single_file`` with the component
+    configs and tokenizer of ``sd_config`` (a local diffusers folder: fully offline) or, online and without
+    it, of the matching hub model. Hub ids are read from the Hugging Face cache (and downloaded when the
+    hub is reachable and ``HF_HUB_OFFLINE`` is unset). Weights that cannot be found raise
+    :class:`SdModelUnavailableError` (a ``UserInputError``) telling what to pass. Both pipeline kinds share
+    the same components and loading code path.
     """
-    import torch
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
 
-    source = resolve_sd_model(model)
+    source = resolve_sd_model(model, sd_config)
     kwargs: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False}
     if dtype is not None:
         kwargs["torch_dtype"] = dtype
+    if is_checkpoint_file(source):
+        config = resolve_sd_config(model, sd_config)
+        try:
+            pipe = StableDiffusionPipeline.from_single_file(
+                source, **kwargs, **({"config": config, "local_files_only": True} if config else {}))
+        except Exception as exc:  # diffusers raises many kinds here (bad keys, missing configs, unpickling)
+            hint = "" if config else "; " + _config_advice(model)
+            raise SdModelUnavailableError(f"--sd-model {model!r}: could not load the checkpoint file "
+                                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                                          f"{hint}") from exc
+        return _finish(pipe, img2img, device)
     if source == model and is_offline():
         kwargs["local_files_only"] = True
     try:
@@ -77,12 +126,22 @@ def load_sd_pipeline(model: str = DEFAULT_SD_MODEL, img2img: bool = False, devic
         raise SdModelUnavailableError(
             f"--sd-model {model!r}: Stable Diffusion weights not found locally and the Hugging Face hub is not "
             f"reachable (or HF_HUB_OFFLINE=1); {_how_to(model)}") from exc
+    return _finish(pipe, img2img, device)
+
+
+def _finish(pipe: Any, img2img: bool, device: Any) -> Any:
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+
     if img2img:
         pipe = StableDiffusionImg2ImgPipeline(**pipe.components)
     pipe.set_progress_bar_config(disable=True)
     if device is not None:
         pipe = pipe.to(torch.device(device))
     return pipe
+
+
+SAMPLERS = ("dpm++", "dpmpp", "euler", "euler-a", "ddim", "pndm")  # the names set_sampler accepts
 
 
 def set_sampler(pipe: Any, sampler: str) -> None:

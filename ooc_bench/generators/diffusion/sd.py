@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...atomic import write_json
+from ...config import build, option, to_dict
 from ..base import Generator, TrainingSet
-from .pipeline import DEFAULT_SD_MODEL, load_sd_pipeline, resolve_sd_model, set_sampler, to_uint8
+from .pipeline import DEFAULT_SD_MODEL, SAMPLERS, load_sd_pipeline, resolve_sd_model, set_sampler, to_uint8
 from .progress import ProgressBar
 from .prompts import DEFAULT_SD_TEMPLATE, class_template, render_prompt, template_fields
 
 SOURCES_JSON = "sources.json"
 
 
-class _SourcesMixin:
+class SourcesMixin:
     """Labels, hashes and metadata of the training images, with a fixed per-class order that outputs cycle."""
 
     classes: list[str]
@@ -58,12 +60,48 @@ class _SourcesMixin:
         self._hashes, self._metadata = list(data["hashes"]), list(data["metadata"])
 
 
-def _check_prompt(prompt: Any) -> None:
+def check_prompt(prompt: Any) -> None:
+    """Raise UserInputError when a prompt template (or one of the per-class templates) is malformed."""
     for t in (prompt.values() if isinstance(prompt, dict) else [prompt]):
         template_fields(str(t))
 
 
-class StableDiffusionLoRA(_SourcesMixin, Generator):
+@dataclass
+class SDConfig:
+    """Settings of the `sd` generator (Stable Diffusion + LoRA): defaults, types, ranges and help in one place."""
+
+    sd_model: str = option(DEFAULT_SD_MODEL, "hub id, local diffusers folder or single-file checkpoint")
+    sd_config: str | None = option(None, "for a single-file sd_model: a local diffusers folder with the configs and "
+                                         "tokenizer (offline loading)", runtime=True)
+    prompt: str | dict[str, str] = option(DEFAULT_SD_TEMPLATE, "prompt template ({label}, metadata fields) or one per class")
+    negative_prompt: str = option("", "negative prompt")
+    resolution: int = option(512, "training and sampling resolution (px)", low=8)
+    rank: int = option(8, "LoRA rank", low=1)
+    alpha: float | None = option(None, "LoRA alpha (none: = rank)", low=0.0, low_open=True)
+    learning_rate: float = option(1e-4, "LoRA learning rate", low=0.0, low_open=True)
+    steps: int = option(1000, "LoRA training steps (0: the base model)", low=0)
+    batch_size: int = option(1, "training batch size", low=1)
+    grad_accum: int = option(4, "gradient accumulation steps", low=1)
+    train_text_encoder: bool = option(False, "also train LoRA on the text encoder")
+    text_encoder_lr: float | None = option(None, "text-encoder learning rate (none: learning_rate)", low=0.0, low_open=True)
+    snr_gamma: float | None = option(5.0, "min-SNR loss weighting gamma (none: off)", low=0.0, low_open=True)
+    flip: bool = option(True, "random horizontal flips during training")
+    sampler: str = option("dpm++", "sampler", choices=SAMPLERS)
+    sample_steps: int = option(25, "sampler steps", low=1)
+    guidance_scale: float = option(7.5, "classifier-free guidance scale", low=0.0)
+    lora_scale: float = option(1.0, "LoRA weight while sampling", low=0.0)
+    sample_batch: int = option(8, "images per sampling batch", low=1)
+    checkpoint_every: int = option(250, "steps between checkpoints (0: none)", low=0, runtime=True)
+    seed: int = option(0, "training seed")
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", runtime=True)
+    mixed_precision: bool = option(True, "fp16/bf16 on CUDA")
+    gradient_checkpointing: bool = option(True, "trade compute for memory in the UNet", runtime=True)
+
+    def validate(self) -> None:
+        check_prompt(self.prompt)
+
+
+class StableDiffusionLoRA(SourcesMixin, Generator):
     """LoRA fine-tuning of Stable Diffusion (1.5 by default) on the training split; DPM-Solver++ sampling.
 
     Every training image is paired with its class prompt (template fields filled from its metadata);
@@ -73,23 +111,13 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
 
     name = "sd"
 
-    def __init__(self, sd_model: str = DEFAULT_SD_MODEL, prompt: str | dict[str, str] = DEFAULT_SD_TEMPLATE,
-                 negative_prompt: str = "", resolution: int = 512, rank: int = 8, alpha: float | None = None,
-                 learning_rate: float = 1e-4, steps: int = 1000, batch_size: int = 1, grad_accum: int = 4,
-                 train_text_encoder: bool = False, text_encoder_lr: float | None = None, snr_gamma: float | None = 5.0,
-                 flip: bool = True, sampler: str = "dpm++", sample_steps: int = 25, guidance_scale: float = 7.5,
-                 lora_scale: float = 1.0, sample_batch: int = 8, checkpoint_every: int = 250, seed: int = 0,
-                 device: str = "auto", mixed_precision: bool = True, gradient_checkpointing: bool = True) -> None:
-        _check_prompt(prompt)
-        super().__init__(sd_model=str(sd_model), prompt=prompt, negative_prompt=str(negative_prompt),
-                         resolution=int(resolution), rank=int(rank), alpha=float(alpha if alpha is not None else rank),
-                         learning_rate=float(learning_rate), steps=int(steps), batch_size=int(batch_size),
-                         grad_accum=int(grad_accum), train_text_encoder=bool(train_text_encoder),
-                         text_encoder_lr=text_encoder_lr, snr_gamma=snr_gamma, flip=bool(flip), sampler=str(sampler),
-                         sample_steps=int(sample_steps), guidance_scale=float(guidance_scale),
-                         lora_scale=float(lora_scale), sample_batch=int(sample_batch),
-                         checkpoint_every=int(checkpoint_every), seed=int(seed), device=str(device),
-                         mixed_precision=bool(mixed_precision), gradient_checkpointing=bool(gradient_checkpointing))
+    config_class = SDConfig
+
+    def __init__(self, **config: Any) -> None:
+        c = build(SDConfig, config, "sd")  # names, types and ranges: one declaration, SDConfig
+        cfg = to_dict(c)
+        cfg["alpha"] = float(c.alpha if c.alpha is not None else c.rank)
+        super().__init__(**cfg)
         self._pipe: Any = None
         self._sampling_ready = False  # _pipe moved to the sampling dtype, scheduler swapped
         self._has_lora = False
@@ -102,7 +130,7 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
         return pick_device(self.config["device"])
 
     def _load_pipe(self) -> Any:
-        self._pipe = load_sd_pipeline(self.config["sd_model"], device=self._device())
+        self._pipe = load_sd_pipeline(self.config["sd_model"], device=self._device(), sd_config=self.config.get("sd_config"))
         self._sampling_ready = False
         return self._pipe
 
@@ -126,7 +154,7 @@ class StableDiffusionLoRA(_SourcesMixin, Generator):
         from ...runtime import seed_everything
         from .lora import train_lora
 
-        resolve_sd_model(self.config["sd_model"])  # a bad --sd-model fails before any image is loaded
+        resolve_sd_model(self.config["sd_model"], self.config.get("sd_config"))  # a bad --sd-model fails before any image is loaded
         self._remember(train)
         for ci in range(len(self.classes)):  # every class must have a template (clear error otherwise)
             class_template(self.config["prompt"], self.classes[ci])

@@ -85,3 +85,110 @@ def make_tiny_sd_pipeline(path: str | Path, seed: int = 0, full_size_unet: bool 
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(path, safe_serialization=True)
     return path
+
+
+# -- a web-UI style single-file checkpoint of a diffusers SD-1.x folder (for tests of `--sd-model FILE`) ----------
+_RESNET_TO_LDM = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
+                  ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_UNET_FIXED = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+               "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+
+
+def _unet_key_to_ldm(key: str, layers: int, up_with_attention: set[int]) -> str:
+    """One ``UNet2DConditionModel`` key -> the original (CompVis/web-UI) ``model.diffusion_model.`` key."""
+    parts = key.split(".")
+    for ours, theirs in _UNET_FIXED.items():
+        if key.startswith(ours + "."):
+            return "model.diffusion_model." + theirs + key[len(ours):]
+
+    def resnet(rest: str) -> str:
+        for ours, theirs in _RESNET_TO_LDM:
+            if rest.startswith(ours + "."):
+                return theirs + rest[len(ours):]
+        raise KeyError(key)
+
+    if parts[0] == "down_blocks":
+        b, kind = int(parts[1]), parts[2]
+        if kind == "downsamplers":  # down_blocks.b.downsamplers.0.conv.X
+            new = f"input_blocks.{(layers + 1) * (b + 1)}.0.op." + ".".join(parts[5:])
+        else:
+            j, rest = int(parts[3]), ".".join(parts[4:])
+            idx = (layers + 1) * b + j + 1
+            new = f"input_blocks.{idx}.0.{resnet(rest)}" if kind == "resnets" else f"input_blocks.{idx}.1.{rest}"
+    elif parts[0] == "mid_block":
+        j, rest = int(parts[2]), ".".join(parts[3:])
+        new = f"middle_block.{2 * j}.{resnet(rest)}" if parts[1] == "resnets" else f"middle_block.1.{rest}"
+    elif parts[0] == "up_blocks":
+        b, kind = int(parts[1]), parts[2]
+        if kind == "upsamplers":  # up_blocks.b.upsamplers.0.conv.X
+            slot = 2 if b in up_with_attention else 1
+            new = f"output_blocks.{(layers + 1) * b + layers}.{slot}.conv." + ".".join(parts[5:])
+        else:
+            j, rest = int(parts[3]), ".".join(parts[4:])
+            idx = (layers + 1) * b + j
+            new = f"output_blocks.{idx}.0.{resnet(rest)}" if kind == "resnets" else f"output_blocks.{idx}.1.{rest}"
+    else:
+        raise KeyError(key)
+    return "model.diffusion_model." + new
+
+
+def _vae_key_to_ldm(key: str, n_up: int) -> str:
+    """One ``AutoencoderKL`` key -> the original ``first_stage_model.`` key (attention weights are reshaped by the caller)."""
+    k = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+    parts = k.split(".")
+    if parts[1] == "down_blocks":  # encoder.down_blocks.i.resnets.j.X / .downsamplers.0.conv.X
+        i = parts[2]
+        k = (f"encoder.down.{i}.block.{parts[4]}." + ".".join(parts[5:]) if parts[3] == "resnets"
+             else f"encoder.down.{i}.downsample." + ".".join(parts[5:]))
+    elif parts[1] == "up_blocks":
+        i = n_up - 1 - int(parts[2])
+        k = (f"decoder.up.{i}.block.{parts[4]}." + ".".join(parts[5:]) if parts[3] == "resnets"
+             else f"decoder.up.{i}.upsample." + ".".join(parts[5:]))
+    elif parts[1] == "mid_block":
+        if parts[2] == "resnets":
+            k = f"{parts[0]}.mid.block_{int(parts[3]) + 1}." + ".".join(parts[4:])
+        else:
+            rest = ".".join(parts[4:])
+            for ours, theirs in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"),
+                                 ("to_out.0", "proj_out")):
+                if rest.startswith(ours + "."):
+                    rest = theirs + rest[len(ours):]
+            k = f"{parts[0]}.mid.attn_1.{rest}"
+    return "first_stage_model." + k
+
+
+def save_single_file_checkpoint(pipe_dir: str | Path, out_file: str | Path) -> Path:
+    """Write a diffusers SD-1.x folder as one web-UI style checkpoint (``.safetensors`` or ``.ckpt``) at ``out_file``.
+
+    Keys follow the original CompVis layout that AUTOMATIC1111's web UI reads and writes
+    (``model.diffusion_model.``, ``first_stage_model.``, ``cond_stage_model.transformer.text_model.``), so the
+    file loads through diffusers' single-file loader exactly like a downloaded SD 1.5 checkpoint. Used by
+    the tests to exercise ``--sd-model FILE`` without downloading weights. Returns ``out_file``.
+    """
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    pipe_dir, out_file = Path(pipe_dir), Path(out_file)
+    unet_cfg = json.loads((pipe_dir / "unet" / "config.json").read_text())
+    vae_cfg = json.loads((pipe_dir / "vae" / "config.json").read_text())
+    layers = int(unet_cfg["layers_per_block"])
+    up_attn = {i for i, t in enumerate(unet_cfg["up_block_types"]) if "Attn" in t}
+    sd: dict[str, torch.Tensor] = {}
+    for k, v in load_file(str(pipe_dir / "unet" / "diffusion_pytorch_model.safetensors")).items():
+        sd[_unet_key_to_ldm(k, layers, up_attn)] = v
+    for k, v in load_file(str(pipe_dir / "vae" / "diffusion_pytorch_model.safetensors")).items():
+        new = _vae_key_to_ldm(k, len(vae_cfg["up_block_types"]))
+        if ".mid.attn_1." in new and v.ndim == 2:
+            v = v[:, :, None, None]  # the original VAE attention uses 1x1 convolutions
+        sd[new] = v
+    for k, v in load_file(str(pipe_dir / "text_encoder" / "model.safetensors")).items():
+        sd["cond_stage_model.transformer.text_model." + k.removeprefix("text_model.")] = v
+    sd = {k: v.contiguous() for k, v in sd.items()}
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    if out_file.suffix == ".safetensors":
+        save_file(sd, str(out_file))
+    else:
+        torch.save({"state_dict": sd}, str(out_file))
+    return out_file
