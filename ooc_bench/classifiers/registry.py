@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UserInputError
-
-CNN_NAME = "cnn"
+from .architectures import CNN_NAME, build_architecture  # noqa: F401 - re-exported
 
 # alias -> (timm name for random init, timm name when pretrained weights are wanted, description)
 ALIASES: dict[str, tuple[str, str, str]] = {
@@ -84,19 +83,6 @@ def _alias_of(timm_name: str) -> str | None:
         if timm_name in (plain, with_weights):
             return alias
     return None
-
-
-def build_architecture(timm_name: str, num_classes: int, in_chans: int = 3, drop_rate: float | None = None,
-                       **timm_kwargs: Any):
-    """Instantiate an architecture with random weights (on the current default device, e.g. ``meta``)."""
-    if timm_name == CNN_NAME:
-        from .cnn import SmallCNN
-
-        return SmallCNN(num_classes=num_classes, in_chans=in_chans, **({} if drop_rate is None else {"drop_rate": drop_rate}))
-    kwargs = dict(num_classes=num_classes, in_chans=in_chans, **timm_kwargs)
-    if drop_rate is not None:
-        kwargs["drop_rate"] = drop_rate
-    return _timm().create_model(timm_name, pretrained=False, **kwargs)
 
 
 HEADS = ("linear", "bn-dropout")

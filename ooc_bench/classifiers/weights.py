@@ -31,7 +31,9 @@ def resolve_weights_file(weights: Any, name: str, timm_name: str, use_env: bool)
     $OOC_BENCH_WEIGHTS (when ``use_env``). None when no file applies."""
     origin = ""
     if weights is None or weights == "":
-        env = os.environ.get(WEIGHTS_ENV)
+        from ..settings import weights_mapping
+
+        env = weights_mapping()
         if not (use_env and env):
             return None
         weights, origin = env, env
@@ -123,7 +125,7 @@ def _cached_pretrained(timm_name: str) -> tuple[bool, str]:
 def load_weights(name: str, timm_name: str, num_classes: int, in_chans: int, pretrained: bool | str,
                  weights: Any, drop_rate: float | None, timm_kwargs: dict[str, Any]) -> tuple[Any, str, str | None, list[str]]:
     """Build the model and load its weights. Returns (model, source, sha256-16 of the file or None, notes)."""
-    from .registry import CNN_NAME, build_architecture
+    from .architectures import CNN_NAME, build_architecture
 
     notes: list[str] = []
     path = resolve_weights_file(weights, name, timm_name, use_env=bool(pretrained))
@@ -188,3 +190,29 @@ def load_weights(name: str, timm_name: str, num_classes: int, in_chans: int, pre
         notes.append(f"pretrained weights unavailable ({reason}); random initialisation used")
         return build_architecture(timm_name, num_classes, in_chans, drop_rate, **timm_kwargs), "none", None, notes
     raise _unavailable(name, timm_name, reason)
+
+
+def weights_problem(name: str, timm_name: str, pretrained: bool | str, weights: Any = None) -> str | None:
+    """Why the weights classifier ``name`` would start from cannot be had now; None when they can (or none are needed).
+
+    ``timm_name`` is the architecture (``classifiers.resolve_model_name(name, pretrained)``). The same rules as
+    :func:`load_weights` without building the model: a ``weights`` file (or mapping, or
+    $OOC_BENCH_WEIGHTS) must exist; ImageNet weights must be in the local cache unless downloads are allowed;
+    ``pretrained="optional"`` and the from-scratch ``cnn`` need nothing. Used by the run's pre-flight check.
+    """
+    from .architectures import CNN_NAME
+
+    try:
+        path = resolve_weights_file(weights, name, timm_name, use_env=bool(pretrained))
+    except UserInputError as exc:
+        return str(exc)
+    if path is not None:
+        return None if path.is_file() else f"weights file {path} not found"
+    if not pretrained or pretrained == "optional" or timm_name == CNN_NAME:
+        return None
+    cached, source = _cached_pretrained(timm_name)
+    if not source:
+        return f"timm has no pretrained weights for {timm_name}"
+    if not cached and is_offline():
+        return f"ImageNet weights of {timm_name} ({source}) are not in the local cache and HF_HUB_OFFLINE=1 forbids downloading them"
+    return None

@@ -30,15 +30,16 @@ from .records import Dataset, ImageRecord
 from .split import check_train_only
 
 if TYPE_CHECKING:
-    from ..generators.base import TrainingSet
+    from .training import TrainingSet
 
 CHANNELS = {"rgb": 3, "gray": 1}
 
 
 def default_cache_dir() -> Path:
-    """``$OOC_BENCH_CACHE`` when set, else ``~/.cache/ooc-bench``."""
-    env = os.environ.get("OOC_BENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ooc-bench"
+    """``$OOC_BENCH_CACHE`` when set, else ``~/.cache/ooc-bench`` (the rule lives in ooc_bench.settings)."""
+    from ..settings import cache_dir
+
+    return cache_dir()
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -175,12 +176,12 @@ def split_arrays(dataset: Dataset | str | os.PathLike, split: str, size: int,
 
 def training_set(dataset: Dataset | str | os.PathLike, size_hint: int | None = None,
                  cache: ImageCache | None = None) -> "TrainingSet":
-    """The train split ONLY, as a generators.base.TrainingSet whose loader(size) reads through the cache.
+    """The train split ONLY, as a TrainingSet (data/training.py) whose loader(size) reads through the cache.
 
     Runs the leakage guard (no train image may share its content hash with a val/test image).
     ``size_hint`` decodes the images at that size now (with a progress bar) instead of at first use.
     """
-    from ..generators.base import TrainingSet
+    from .training import TrainingSet
 
     ds = _as_dataset(dataset)
     if not ds.has_splits:

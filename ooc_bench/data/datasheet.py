@@ -125,7 +125,7 @@ def join_datasheet(cands: list["Candidate"], sheet: Path, warnings: list[str], a
             if decision != c.label and c.label in ("good", "bad"):
                 conflicts.append(f"{c.path} is '{c.label}' by its folder but '{decision}' "
                                  f"(decision {row.get('decision')}) in the datasheet")
-    from .layouts import _listing
+    from .rules import listing as _listing
 
     if conflicts and not accept_folder_labels:
         raise UserInputError(f"{len(conflicts)} label conflict(s) between folders and datasheet {sheet}: "

@@ -21,9 +21,9 @@ from ..hashing import file_hash
 
 
 def _db_path() -> Path:
-    from .cache import default_cache_dir
+    from ..settings import cache_dir
 
-    return default_cache_dir() / "file-hashes.sqlite3"
+    return cache_dir() / "file-hashes.sqlite3"
 
 
 def _connect() -> sqlite3.Connection | None:

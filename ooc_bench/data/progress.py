@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from typing import Callable, Iterator
 
@@ -11,7 +10,9 @@ from typing import Callable, Iterator
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, min_total: int = 64) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(n)``; shows a transient bar when ``total >= min_total``, stderr is a terminal and OOC_BENCH_NO_PROGRESS is unset."""
-    if total < min_total or os.environ.get("OOC_BENCH_NO_PROGRESS") or not sys.stderr.isatty():
+    from ..settings import no_progress
+
+    if total < min_total or no_progress() or not sys.stderr.isatty():
         yield lambda n=1: None
         return
     from rich.console import Console

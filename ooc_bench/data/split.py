@@ -18,6 +18,7 @@ from ..hashing import array_hash, config_hash
 from .records import SPLITS, Dataset, ImageRecord
 
 MANIFEST_COLUMNS = ["path", "label", "split", "group", "hash"]
+DEFAULT_VAL = 0.15  # validation share of new splits, and of pre-split sets without val (carved from train)
 
 
 def _group_key(group_by: str | None):
@@ -39,7 +40,7 @@ def _groups_of(records: list[ImageRecord], group_by: str | None) -> list[str]:
     missing = [r.path for r, g in zip(records, groups) if not g]
     if missing:
         available = sorted({k for r in records for k in r.metadata})
-        from .layouts import _listing
+        from .rules import listing as _listing
 
         raise UserInputError(f"--group-by {group_by}: {len(missing)} image(s) have no {group_by!r} value, e.g. "
                              f"{_listing(missing, 3)}; choose one of: group, {', '.join(available) or '(no metadata)'}")
@@ -84,7 +85,7 @@ def _assign(records: list[ImageRecord], groups: list[str], fractions: dict[str, 
     return out
 
 
-def make_split(dataset: Dataset, group_by: str | None = None, val: float = 0.15, test: float = 0.2,
+def make_split(dataset: Dataset, group_by: str | None = None, val: float = DEFAULT_VAL, test: float = 0.2,
                seed: int = 0, keep_official: bool = True) -> Dataset:
     """Return a new Dataset whose records all have a split and a group.
 
@@ -96,9 +97,10 @@ def make_split(dataset: Dataset, group_by: str | None = None, val: float = 0.15,
     """
     if not (0 <= val < 1 and 0 < test < 1 and val + test < 1):
         raise UserInputError(f"--val {val} / --test {test}: need 0 <= val, 0 < test and val + test < 1")
-    from .layouts import _listing, group_leaks, split_problems
+    from .rules import group_leaks, listing as _listing, split_problems
 
     records = list(dataset.records)
+    notes: list[str] = []
     groups = _groups_of(records, group_by)
     rng = np.random.default_rng(seed)
     classes = list(dataset.classes)
@@ -115,6 +117,8 @@ def make_split(dataset: Dataset, group_by: str | None = None, val: float = 0.15,
                                      f"split grouped by {group_by}")
         splits = [r.split for r in records]
         if val > 0 and "val" not in splits:
+            notes.append(f"the dataset's split has no val: a stratified {val:.0%} of all images (seed {seed}) was "
+                         "carved out of train for validation (early stopping); test is untouched")
             train_idx = [i for i, s in enumerate(splits) if s == "train"]
             frac = min(0.9, val * len(records) / max(1, len(train_idx)))
             assigned = _assign([records[i] for i in train_idx], [groups[i] for i in train_idx],
@@ -133,7 +137,7 @@ def make_split(dataset: Dataset, group_by: str | None = None, val: float = 0.15,
                              "few images (or groups) for these fractions: add images, lower --val/--test, or "
                              "choose a finer --group-by")
     out = Dataset(root=dataset.root, layout=dataset.layout, classes=classes, records=new,
-                  problems=split_problems(new, classes), warnings=list(dataset.warnings))
+                  problems=split_problems(new, classes), warnings=list(dataset.warnings) + notes)
     if not (keep_official and dataset.has_splits):
         out.warnings = [w for w in out.warnings if "official split shares" not in w]
     return out
@@ -168,7 +172,7 @@ def write_split_manifest(dataset: Dataset, path: str | os.PathLike) -> None:
 
 
 def _manifest_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    from .layouts import read_csv_rows
+    from .rules import read_csv_rows
 
     if not path.is_file():
         raise UserInputError(f"{path}: split manifest not found; create it with `ooc-bench data split`")
@@ -184,7 +188,7 @@ def read_split_manifest(path: str | os.PathLike, verify: bool = True) -> Dataset
     """Read a manifest written by :func:`write_split_manifest`; ``verify`` re-checks every content hash."""
     from .decode import is_npz_ref, load_npz
     from .filehash import hash_files
-    from .layouts import _listing, _norm_split, split_problems
+    from .rules import listing as _listing, norm_split as _norm_split, split_problems
 
     path = Path(path).expanduser()
     _, rows = _manifest_rows(path)
@@ -230,7 +234,7 @@ def manifest_hash(path_or_dataset: str | os.PathLike | Dataset) -> str:
         triples = [(r.hash, r.label, r.split or "") for r in path_or_dataset.records]
     else:
         _, rows = _manifest_rows(Path(path_or_dataset))
-        from .layouts import SPLIT_ALIASES
+        from .rules import SPLIT_ALIASES
 
         triples = [(r["hash"], r["label"], SPLIT_ALIASES.get(r["split"].lower(), r["split"])) for r in rows]
     return config_hash(sorted(triples))
@@ -254,7 +258,7 @@ def check_train_only(records: Iterable[ImageRecord | str], dataset_with_splits: 
         elif own in ("val", "test"):
             bad.append(f"{name} ({own})")
     if bad:
-        from .layouts import _listing
+        from .rules import listing as _listing
 
         raise LeakageError(f"leakage guard ({purpose}): {len(bad)} image(s) belong to the held-out val/test split: "
                            f"{_listing(bad, 3)}. Use only the train split of the split manifest")
@@ -266,23 +270,3 @@ def split_summary(dataset: Dataset) -> dict[str, dict[str, int]]:
     for (s, c), n in sorted(Counter((r.split or "all", r.label) for r in dataset.records).items()):
         out[s][c] = n
     return dict(out)
-
-
-def open_split(data: str | os.PathLike | None, layout: str | None = None, split: str | os.PathLike | None = None,
-               seed: int = 0) -> tuple[Dataset, bool]:
-    """The dataset with a train/val/test split, and whether this call made that split.
-
-    From ``split`` (a split manifest CSV) when given, else the dataset's own split, else a fresh stratified
-    ``make_split(dataset, seed=seed)``. One rule for every command that reads a dataset.
-    """
-    from .layouts import load_dataset
-
-    if split is not None:
-        ds = read_split_manifest(split)
-    elif data is None:
-        raise UserInputError("pass --data PATH (a dataset) or --split SPLIT.csv (a split manifest)")
-    else:
-        ds = load_dataset(data, layout=layout)
-    if ds.has_splits:
-        return ds, False
-    return make_split(ds, seed=seed), True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .layouts import group_leaks
+from .rules import group_leaks
 from .records import Dataset
 from .split import split_summary
 
