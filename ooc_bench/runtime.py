@@ -18,8 +18,9 @@ def set_offline(offline: bool = True) -> None:
 
 def is_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``OOC_BENCH_OFFLINE`` asks for no network access (the one rule every loader uses)."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "OOC_BENCH_OFFLINE"))
+    from .settings import offline
+
+    return offline()
 
 
 def seed_everything(seed: int) -> None:
@@ -37,7 +38,9 @@ def pick_device(device: str | None = None) -> "Any":
     """The requested torch device, else $OOC_BENCH_DEVICE (set per worker), else CUDA when present, else CPU."""
     import torch
 
-    device = device if device and device != "auto" else os.environ.get("OOC_BENCH_DEVICE")
+    from .settings import device as env_device
+
+    device = device if device and device != "auto" else env_device()
     if device and device != "auto":
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

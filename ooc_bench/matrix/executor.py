@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +27,9 @@ def _gpu_count() -> int:
 def run_job_in_worker(job_dict: dict[str, Any], run_root: str, gpu: int | None = None) -> dict[str, Any]:
     """Entry point inside a worker process or Slurm job: pin the GPU, run the job, return its record."""
     if gpu is not None:
-        os.environ["OOC_BENCH_DEVICE"] = f"cuda:{gpu}"
+        from ..settings import set_env
+
+        set_env("OOC_BENCH_DEVICE", f"cuda:{gpu}")
     job = Job(kind=job_dict["kind"], key=job_dict["key"], label=job_dict["label"], params=job_dict["params"],
               deps=tuple(job_dict["deps"]))
     return execute_job(job, run_root)
@@ -38,7 +39,7 @@ def load_slurm_config(path: str | None) -> dict[str, Any]:
     """Read ``--slurm-config FILE`` (TOML): submitit parameters such as slurm_partition, gpus_per_node, timeout_min."""
     if not path:
         return {}
-    import tomllib
+    from ..tomlcompat import tomllib  # tomli on Python 3.10
 
     p = Path(path)
     if not p.is_file():

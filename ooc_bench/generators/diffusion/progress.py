@@ -6,7 +6,6 @@ is set) and adds what that helper lacks: a running loss column and a bar that st
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 
@@ -18,7 +17,9 @@ class ProgressBar:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
-        enabled = enabled and not os.environ.get("OOC_BENCH_NO_PROGRESS")
+        from ...settings import no_progress
+
+        enabled = enabled and not no_progress()
         self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
                                   TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
