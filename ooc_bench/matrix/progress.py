@@ -13,6 +13,35 @@ from .plan import Job
 
 STATUS_COLOUR = {"done": "green", "failed": "red", "skipped": "yellow"}
 
+# options of `generate` / `score` that job errors name, and the spec key `ooc-bench run` sets the same thing with
+RUN_SPELLING = {
+    "--path": "generators.{g}.path", "--strength": "generators.{g}.strength", "--steps": "generators.{g}.steps",
+    "--kimg": "generators.{g}.kimg", "--gan-pkl": "generators.{g}.gan_pkl", "--resolution": "generators.{g}.resolution",
+    "--param": "generators.{g}.KEY", "--inception-weights": "quality.inception_weights",
+    "--dinov2-weights": "quality.dinov2_weights", "--features": "quality.features", "--metrics": "quality.metrics",
+    "--domain-model": "quality.domain_model", "--domain-epochs": "quality.domain_epochs",
+}
+
+
+def run_spelling(text: object, job: Job | None = None) -> str:
+    """A job's error as `ooc-bench run` should say it: options of other commands (``--path``, ``--inception-weights``)
+    become the spec keys the run sets them with (``generators.LABEL.path``, ``quality.inception_weights``), with a
+    pointer to ``--set KEY=VALUE``."""
+    import re
+
+    label = str((job.params or {}).get("generator", "LABEL")) if job is not None else "LABEL"
+    swapped = []
+
+    def swap(m: "re.Match[str]") -> str:
+        flag = m.group(0)
+        if flag not in RUN_SPELLING:
+            return flag
+        swapped.append(RUN_SPELLING[flag].format(g=label))
+        return swapped[-1]
+
+    out = re.sub(r"(?<![\w-])--[a-z][a-z0-9-]*", swap, str(text))
+    return out + (f" (set {swapped[0]} in the spec or with --set {swapped[0]}=VALUE)" if swapped else "")
+
 
 def format_duration(seconds: float) -> str:
     """``1:02:03`` / ``2:03`` style, like rich's elapsed column."""
@@ -100,12 +129,13 @@ class JobProgress:
         if self._bar is not None:
             self._bar.update(self._task, advance=1, last=f"[{colour}]{status}[/] {escape(job.label)}")
             if status == "failed":
-                self._bar.console.print(f"[red]failed:[/] {escape(job.label)}: {escape(str(rec.get('error')))}",
+                self._bar.console.print(f"[red]failed:[/] {escape(job.label)}: {escape(run_spelling(rec.get('error'), job))}",
                                         highlight=False, soft_wrap=True)
             return
         width = min(self.console.width, 120)
         text = self.line(job, rec, width)
         self.console.print(f"[{colour}]{escape(text)}[/]", highlight=False, soft_wrap=True)
         if status == "failed":
-            err = shorten(str(rec.get("error", "")).splitlines()[0] if rec.get("error") else "", width - 10)
+            err = shorten(run_spelling(str(rec.get("error", "")).splitlines()[0], job) if rec.get("error") else "",
+                          width - 10)
             self.console.print(f"  [red]error:[/] {escape(err)}", highlight=False, soft_wrap=True)
