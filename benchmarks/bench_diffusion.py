@@ -33,7 +33,7 @@ def bench_sampling(device: str, full: bool, batch: int, repeats: int) -> dict[st
     import torch
 
     from ooc_bench.generators.diffusion.pipeline import load_sd_pipeline, set_sampler
-    from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
+    from ooc_bench.testing.tiny_sd import make_tiny_sd_pipeline
 
     res = 512 if full else 32
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,7 +37,7 @@ def demo_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory):
     """A tiny random SD-1.5-shaped diffusers folder (32 px), built once per test session."""
-    from ooc_bench.generators.diffusion.tiny import make_tiny_sd_pipeline
+    from ooc_bench.testing.tiny_sd import make_tiny_sd_pipeline
 
     return make_tiny_sd_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipe")
 

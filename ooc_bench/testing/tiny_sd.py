@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised SD-1.5-shaped pipeline saved as a local diffusers folder (for tests and CPU benchmarks)."""
+"""A tiny, randomly initialised SD-1.5-shaped pipeline saved as a local diffusers folder (test support: tests and CPU benchmarks)."""
 
 from __future__ import annotations
 
