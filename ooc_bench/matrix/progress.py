@@ -20,6 +20,7 @@ RUN_SPELLING = {
     "--param": "generators.{g}.KEY", "--inception-weights": "quality.inception_weights",
     "--dinov2-weights": "quality.dinov2_weights", "--features": "quality.features", "--metrics": "quality.metrics",
     "--domain-model": "quality.domain_model", "--domain-epochs": "quality.domain_epochs",
+    "--dinov2-model": "quality.dinov2_model", "--per-class": "matrix.ratios", "--per-image": "matrix.ratios",
 }
 
 
