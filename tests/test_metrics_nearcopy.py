@@ -156,3 +156,16 @@ def test_expected_share_interval_covers_the_flag_rate_of_one_threshold():
         width.append(res["nearcopy_expected_high"] - res["nearcopy_expected_low"])
     assert res["nearcopy_expected"] == pytest.approx(2 / 41)
     assert 0.88 <= np.mean(inside) <= 1.0 and np.mean(width) > 0.05  # a 95 % band, wide at n_val = 40
+
+
+def test_report_table_shows_the_any_row_and_the_distances_space():
+    from ooc_bench.matrix.report import quality_table
+
+    base = {"generator": "g", "class": "all"}
+    rows = [{**base, "metric": "fd", "value": "1.5", "feature_space": "domain-cnn", "n_fake": "10", "n_real": "10"}]
+    for space, fs, share in (("pixel", "pixel", "0.9"), ("domain-cnn", "domain-cnn", "0.1"), ("any", "pixel+domain-cnn", "0.95")):
+        rows += [{**base, "metric": "nearcopy_share", "value": share, "feature_space": fs, "nearcopy_space": space},
+                 {**base, "metric": "nearcopy_expected", "value": "0.05", "feature_space": fs, "nearcopy_space": space}]
+    header, body = quality_table(rows)
+    row = dict(zip(header, body[0]))
+    assert row["near-copy share"] == "0.95" and row["near-copy expected"] == "0.05" and row["features"] == "domain-cnn"

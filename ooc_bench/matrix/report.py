@@ -18,7 +18,7 @@ from .stats import paired_compare
 
 QUALITY_METRICS = [("fd", "FD"), ("fid", "FID"), ("kid", "KID"), ("precision", "precision"), ("recall", "recall"),
                    ("density", "density"), ("coverage", "coverage"), ("nearcopy_share", "near-copy share"),
-                   ("class_fidelity", "class fidelity")]
+                   ("nearcopy_expected", "near-copy expected"), ("class_fidelity", "class fidelity")]
 _LEGACY_METRICS = {"kid_mean": "kid"}  # quality.csv written before intervals and identity columns
 
 
@@ -65,10 +65,13 @@ def quality_table(quality: list[dict[str, str]], per_class: bool = False, sep: s
     for r in quality:
         if not per_class and r["class"] != "all":
             continue
+        nc_space = r.get("nearcopy_space") or ""
+        if nc_space and nc_space != "any":  # near-copy rows per space: the table shows 'any' (pixel or features)
+            continue
         key = (r["generator"], r["class"])
         metric = _LEGACY_METRICS.get(r["metric"], r["metric"])
         cells[key][metric] = r
-        if metric != "class_fidelity":
+        if metric != "class_fidelity" and not nc_space:  # the features column names the distances' space
             space[key] = r.get("feature_space") or r.get("extractor") or ""
     metrics = [(m, h) for m, h in QUALITY_METRICS if any(m in v for v in cells.values())]
     header = (["generator"] + (["class"] if per_class else []) + [h for _, h in metrics]
