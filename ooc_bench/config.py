@@ -211,6 +211,8 @@ def _in_range(meta: Mapping[str, Any], value: Any) -> bool:
     if meta.get("choices") and value is not None:
         vals = value if isinstance(value, list) else [value]
         return all(v in meta["choices"] for v in vals)
+    if isinstance(value, list):  # a range applies to every element of a list option
+        return all(_in_range(meta, v) for v in value)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return True
     low, high = meta.get("low"), meta.get("high")
