@@ -291,3 +291,17 @@ def test_summary_counts_generator_fits():
         r["generator_seed"] = "" if r["generator"] == "real-only" else r["seed"] * 10
     summ = {r["generator"]: r for r in summary_rows(rows)}
     assert summ["gan"]["n_generator_fits"] == 3 and summ["real-only"]["n_generator_fits"] == 0
+
+
+def test_recomputing_the_summary_from_a_broken_downstream_csv_is_a_clear_error(tmp_path):
+    from ooc_bench.errors import UserInputError
+    from ooc_bench.matrix.results import write_summary
+
+    with pytest.raises(UserInputError, match="downstream.csv not found"):
+        write_summary(tmp_path)
+    (tmp_path / "downstream.csv").write_text("model,generator\nm,g\n")
+    with pytest.raises(UserInputError, match="missing column"):
+        write_summary(tmp_path)
+    (tmp_path / "downstream.csv").write_text("model,generator,protocol,ratio,seed,metric,value\nm,g,add,half,1,accuracy,0.5\n")
+    with pytest.raises(UserInputError, match="line 2"):
+        write_summary(tmp_path)

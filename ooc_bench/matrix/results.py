@@ -148,7 +148,7 @@ def summary_rows(downstream: list[dict[str, Any]], config: StatsConfig | None = 
         if r.get("predictions"):
             files[key][seed] = str(r["predictions"])
         gseeds[key].add("" if r.get("generator_seed") in (None, "") else str(r["generator_seed"]))
-        pretrained[key] = pretrained.get(key, True) and _is_true(r["pretrained"])
+        pretrained[key] = pretrained.get(key, True) and _is_true(r.get("pretrained"))
     boot_cache: dict[tuple, Any] = {}
 
     def boot(key: tuple, seeds: tuple[int, ...]):
@@ -246,6 +246,9 @@ def write_summary(run_root: Path, config: StatsConfig | None = None) -> int:
     if not src.is_file():
         raise UserInputError(f"{src} not found: RESULTS_DIR must be a folder written by `ooc-bench run`")
     rows = read_csv(src)
+    missing = [c for c in ("model", "generator", "protocol", "ratio", "seed", "metric", "value") if rows and c not in rows[0]]
+    if missing:
+        raise UserInputError(f"{src}: missing column(s) {', '.join(missing)}; see results/README.md for the columns")
     for i, r in enumerate(rows, start=2):
         try:
             float(r["ratio"]), int(r["seed"]), float(r["value"])
