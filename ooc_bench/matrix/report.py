@@ -223,7 +223,7 @@ def print_tables(run_dir: Path, console: Console | None = None, per_class: bool 
         console.print(f"{'[bold red]' if loud else '[dim]'}{space} weights: {weights}[/]", highlight=False)
     header, rows2 = downstream_table(res["summary"], metric)
     t = Table(title=f"Downstream {metric} on held-out real test images: mean ± std over seeds (Δ vs real-only; "
-                    f"green/red: paired t-test p < 0.05)", header_style="bold")
+                    f"green/red: {significance_rule(res['summary'], metric)})", header_style="bold")
     for h in header:
         t.add_column(h, justify="left" if h in ("model", "generator", "protocol") else "right")
     for r in rows2:
