@@ -114,3 +114,14 @@ def test_antialiased_pipeline_is_differentiable_and_keeps_shape():
     y.square().sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert math.isfinite(float(x.grad.sum()))
+
+
+def test_ada_antialias_setting_reaches_the_pipeline():
+    from ooc_bench.generators import create_generator
+    from ooc_bench.generators.stylegan.trainer import Trainer
+
+    on = create_generator("gan", resolution=16, device="cpu")
+    off = create_generator("gan", resolution=16, device="cpu", ada_antialias="false")
+    assert Trainer(on.config, 2, torch.device("cpu")).augment.antialias is True
+    assert Trainer(off.config, 2, torch.device("cpu")).augment.antialias is False
+    assert on.config_hash != off.config_hash

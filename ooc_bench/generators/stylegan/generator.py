@@ -49,6 +49,8 @@ class GanConfig:
     ada_kimg: float = option(100.0, "kimg for p to go 0 -> 1 at most", low=0.0, low_open=True)
     fixed_p: float | None = option(None, "fixed augmentation probability (none: adaptive)", low=0.0, high=1.0)
     augment_pipe: str = option("bgc", "ADA transforms (NVlabs names, e.g. bgc, bgcfnc)")
+    ada_antialias: bool = option(True, "resample ADA's rotations/scalings at 2x between low-pass filters (false: "
+                                       "one bilinear grid_sample, faster, leaks more)")
     mirror: bool = option(False, "x-flip the training images")
     truncation_psi: float = option(1.0, "truncation psi when sampling (1: none)", low=0.0)
     noise_mode: str = option("const", "per-pixel noise when sampling", choices=("const", "random", "none"))

@@ -64,7 +64,8 @@ class Trainer:
         self.batch = int(cfg["batch_size"])
         res = int(cfg["resolution"])
         self.r1_gamma = cfg["r1_gamma"] if cfg["r1_gamma"] is not None else default_r1_gamma(res, self.batch)
-        self.augment = AugmentPipe(cfg["augment_pipe"], p=cfg["fixed_p"] or 0.0).to(device)
+        self.augment = AugmentPipe(cfg["augment_pipe"], p=cfg["fixed_p"] or 0.0,
+                                   antialias=cfg.get("ada_antialias", True)).to(device)
         ada_kimg = float(cfg["ada_kimg"] or 100.0)
         self.ada = (AdaController(cfg["ada_target"], cfg["ada_interval"], ada_kimg, self.batch)
                     if cfg["fixed_p"] is None and cfg["ada_target"] is not None and self.augment.transforms else None)
