@@ -227,7 +227,7 @@ def test_verdict_selects_on_validation_and_reports_the_adjusted_test_result():
     rows = _downstream({("real-only", 0.0): base, ("gan", 0.5): good_test, ("gan", 1.0): [b + 0.01 for b in base]}, val)
     (line,) = verdicts(rows)
     assert "picked by validation mean" in line and "gan (add r=1)" in line
-    assert "holm-adjusted" in line and "not significant" in line
+    assert "Holm-adjusted p=" in line and "over 2 comparisons" in line and "not significant" in line
     assert "smallest attainable p is 0.0625" in line  # 5 seeds: nothing can be significant at 0.05
     (line,) = verdicts([r for r in rows if r["split"] == "test"])
     assert "picked by TEST mean" in line and "gan (add r=0.5)" in line

@@ -153,6 +153,9 @@ def _test_values(downstream: list[dict[str, Any]], metric: str) -> dict[tuple, d
     return by
 
 
+_ADJ_TEXT = {"holm": "Holm-adjusted", "bh": "Benjamini–Hochberg-adjusted", "none": "unadjusted"}
+
+
 def verdicts(downstream: list[dict[str, Any]], metric: str = "accuracy", summary: list[dict[str, Any]] | None = None,
              config: Any = None) -> list[str]:
     """One line per model. Rule: the best generator/protocol/ratio is picked by its VALIDATION mean; the line
@@ -181,7 +184,8 @@ def verdicts(downstream: list[dict[str, Any]], metric: str = "accuracy", summary
         val_txt = f"val {_fmt(_f(best['val_mean']))}, " if by_val else ""
         verdict = (f"{model}: best cell ({rule}) is {best['generator']} ({best['protocol']} r={_f(best['ratio']):g}): "
                    f"{val_txt}test {metric} {_fmt(_f(best['mean']))}; vs real-only Δ {delta:+.3f} "
-                   f"({best.get('test') or 'no test'}, {method}-adjusted p={_fmt(p)} over {fam} comparisons, "
+                   f"({best.get('test') or 'no test'}, {_ADJ_TEXT.get(method, method + '-adjusted')} p={_fmt(p)} "
+                   f"over {fam} comparisons, "
                    f"raw p={_fmt(raw)}, n={best.get('n_pairs') or 0})")
         sig = not math.isnan(p) and p < alpha
         verdict += (f" — significant at {alpha:g}" if sig and delta > 0 else
