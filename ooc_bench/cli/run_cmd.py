@@ -26,6 +26,7 @@ def run(
     jobs: int = typer.Option(1, "--jobs", help="Parallel worker processes (local) or concurrent array tasks (slurm)."),
     slurm_config: Optional[str] = typer.Option(None, "--slurm-config", help="TOML file of submitit/Slurm parameters."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the matplotlib figures."),
+    p_adjust: Optional[str] = typer.Option(None, "--p-adjust", help="Multiple-comparison adjustment: holm (default) | bh | none; overrides [stats] p_adjust."),
 ) -> None:
     """Run the benchmark matrix: fit generators, sample, score, train and evaluate classifiers; cached and resumable."""
     from ..matrix.run import run_benchmark
@@ -33,7 +34,18 @@ def run(
 
     s = load_spec(spec, data=data, generators=generators, models=models, ratios=ratios, protocol=protocol, seeds=seeds,
                   sd_model=sd_model, name=name)
+    if p_adjust is not None:
+        s.stats.p_adjust = _check_p_adjust(p_adjust)
     run_benchmark(s, out=out, dry_run=dry_run, executor=executor, jobs=jobs, slurm_config=slurm_config, plots=not no_plots)
+
+
+def _check_p_adjust(value: str) -> str:
+    from ..errors import UserInputError
+    from ..matrix.stats import P_ADJUST
+
+    if value not in P_ADJUST:
+        raise UserInputError(f"--p-adjust {value!r}: choose one of {', '.join(P_ADJUST)}")
+    return value
 
 
 def report(
@@ -43,11 +55,20 @@ def report(
     plots: bool = typer.Option(False, "--plots", help="Write plots/*.png."),
     per_class: bool = typer.Option(False, "--per-class", help="Quality table per class."),
     metric: str = typer.Option("accuracy", "--metric", help="Downstream metric for tables and plots."),
+    p_adjust: Optional[str] = typer.Option(None, "--p-adjust", help="holm | bh | none (default: what summary.csv used, else holm)."),
 ) -> None:
-    """Re-render the tables (console, LaTeX, Markdown) and figures from the CSVs alone."""
+    """Recompute summary.csv from downstream.csv, then re-render the tables (console, LaTeX, Markdown) and figures."""
     from ..matrix.report import print_tables, write_plots, write_tables
+    from ..matrix.results import stats_config_of, write_summary
 
     console = Console()
+    for name in ("quality.csv", "downstream.csv"):
+        if not (Path(results_dir) / name).is_file():
+            from ..errors import UserInputError
+
+            raise UserInputError(f"{Path(results_dir) / name} not found: RESULTS_DIR must be a folder written by `ooc-bench run`")
+    cfg = stats_config_of(results_dir, _check_p_adjust(p_adjust) if p_adjust is not None else None)
+    write_summary(results_dir, cfg)
     print_tables(results_dir, console, per_class=per_class, metric=metric)
     written = []
     if latex or markdown:

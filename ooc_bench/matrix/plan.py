@@ -76,12 +76,15 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
     """Every fit, sample, score and cell job of the spec on this split, with content-derived keys."""
     jobs: list[Job] = []
     size = spec.image_size
-    sample_of: dict[str, Job] = {}
-    for g in spec.generators:
-        fit_params = {"generator": g.label, "type": g.type, "config": g.config, "seed": spec.fit_seed,
+    sample_of: dict[tuple[str, int], Job] = {}
+    # one fit + sample per generator seed used by some classifier seed (paired by position)
+    gen_seeds = list(dict.fromkeys(spec.generator_seed_of(i) for i in range(len(spec.seeds))))
+    for g, gseed in ((g, gs) for g in spec.generators for gs in gen_seeds):
+        tag = f" · gen seed {gseed}" if len(gen_seeds) > 1 else ""
+        fit_params = {"generator": g.label, "type": g.type, "config": g.config, "seed": gseed,
                       "size": size, "split_key": split.key, "optional": g.optional}
         fit = Job("fit", config_hash({"stage": "fit", **{k: v for k, v in fit_params.items() if k != "optional"}}),
-                  f"fit {g.label}", fit_params)
+                  f"fit {g.label}{tag}", fit_params)
         need: dict[str, int] = {c: 0 for c in split.classes}
         for protocol in spec.protocols:
             for r in spec.ratios_for(protocol):
@@ -91,28 +94,35 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
         if spec.quality.get("enabled", True):
             for c in need:  # quality needs a few images per class even when no cell needs them
                 need[c] = max(need[c], min(split.train_counts[c], 16))
-        sample_params = {"generator": g.label, "fit_key": fit.key, "n_per_class": need, "seed": spec.sample_seed, "size": size}
-        sample = Job("sample", config_hash({"stage": "sample", **sample_params}), f"sample {g.label}",
-                     {**sample_params, "optional": g.optional}, (fit.key,))  # optional: skipped, not failed
+        # the default generator seed (= fit_seed) samples with sample_seed; every other one with its own offset
+        sample_params = {"generator": g.label, "fit_key": fit.key, "n_per_class": need,
+                         "seed": spec.sample_seed + (gseed - spec.fit_seed), "size": size}
+        sample = Job("sample", config_hash({"stage": "sample", **sample_params}), f"sample {g.label}{tag}",
+                     {**sample_params, "optional": g.optional, "generator_seed": gseed}, (fit.key,))  # optional: skipped, not failed
         jobs += [fit, sample]
-        sample_of[g.label] = sample
+        sample_of[(g.label, gseed)] = sample
 
     if spec.quality.get("enabled", True):
         q = quality_config(spec)
         ref_params = {"generator": "real-train", "sample_key": None, "quality": q, "split_key": split.key, "size": size}
         jobs.append(Job("score", config_hash({"stage": "score", **ref_params}), "score real-train", ref_params))
-        for label, sample in sample_of.items():
+        for (label, gseed), sample in sample_of.items():
+            if gseed != gen_seeds[0]:
+                continue  # quality.csv scores the first generator seed's sample set
             params = {"generator": label, "sample_key": sample.key, "quality": q, "split_key": split.key, "size": size}
             jobs.append(Job("score", config_hash({"stage": "score", **params}), f"score {label}", params, (sample.key,)))
 
     for m in spec.models:
         tcfg = train_config(spec, m.config, m.model)
-        for seed in spec.seeds:
+        for seed_index, seed in enumerate(spec.seeds):
             base = {"model": m.label, "train_config": tcfg, "generator": BASELINE, "sample_key": None, "protocol": "none",
                     "ratio": 0.0, "seed": seed, "split_key": split.key, "n_real": split.train_counts,
                     "n_synthetic": {c: 0 for c in split.classes}}
             jobs.append(Job("cell", config_hash({"stage": "cell", **base}), f"{m.label} · {BASELINE} · seed {seed}", base))
-            for label, sample in sample_of.items():
+            gseed = spec.generator_seed_of(seed_index)
+            for (label, gs), sample in sample_of.items():
+                if gs != gseed:
+                    continue
                 for protocol in spec.protocols:
                     for r in spec.ratios_for(protocol):
                         if r == 0:
@@ -120,8 +130,11 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
                         real, syn = synthetic_counts(protocol, r, split.train_counts)
                         params = {**base, "generator": label, "sample_key": sample.key, "protocol": protocol,
                                   "ratio": r, "n_real": real, "n_synthetic": syn}
+                        # the sample key already identifies the generator fit: generator_seed is a label, not a key part
+                        tag = f" · gen seed {gseed}" if len(gen_seeds) > 1 else ""
                         jobs.append(Job("cell", config_hash({"stage": "cell", **params}),
-                                        f"{m.label} · {label} · {protocol} {r:g} · seed {seed}", params, (sample.key,)))
+                                        f"{m.label} · {label} · {protocol} {r:g} · seed {seed}{tag}",
+                                        {**params, "generator_seed": gseed}, (sample.key,)))
     return Plan(jobs)
 
 

@@ -176,7 +176,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | Path | None = None, dry_run: b
         Runner(run_root, executor=executor, jobs=jobs, slurm_config=load_slurm_config(slurm_config),
                on_record=on_record).run(plan)
     keys = {j.key for j in plan.jobs}
-    write_results(run_root, keys)
+    write_results(run_root, keys, stats=spec.stats)
     write_json(run_root / "provenance.json", provenance(spec, split, plan, run_root, time.time() - t0))
     write_tables(run_root)
     if plots:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
+from .stats import StatsConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,9 +21,10 @@ SPLIT_POLICIES = ("official", "stratified", "grouped")
 THESIS_SEEDS = [7921, 2048, 1337, 9876, 5624]
 BASELINE = "real-only"
 
-_TOP_KEYS = {"name", "data", "generators", "models", "matrix", "quality", "training"}
+_TOP_KEYS = {"name", "data", "generators", "models", "matrix", "quality", "training", "stats"}
 _DATA_KEYS = {"path", "layout", "split", "group_by", "val", "test", "seed", "image_size", "datasheet"}
-_MATRIX_KEYS = {"protocols", "ratios", "ratios_by_protocol", "seeds", "sample_seed", "fit_seed"}
+_MATRIX_KEYS = {"protocols", "ratios", "ratios_by_protocol", "seeds", "sample_seed", "fit_seed", "generator_seeds"}
+_STATS_KEYS = {"test", "p_adjust", "alpha", "bootstrap", "bootstrap_seed"}
 _QUALITY_KEYS = {"features", "metrics", "reference", "per_class", "k", "inception_weights", "dinov2_weights", "enabled",
                  "domain_model", "domain_epochs"}
 
@@ -62,6 +64,8 @@ class BenchmarkSpec:
     fit_seed: int = 0
     training: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    generator_seeds: list[int] | None = None  # None: one fit per generator (fit_seed, sample_seed)
+    stats: StatsConfig = field(default_factory=StatsConfig)
     source: str = "<defaults>"
 
     @property
@@ -83,7 +87,13 @@ class BenchmarkSpec:
             "protocols": self.protocols, "ratios": self.ratios, "ratios_by_protocol": self.ratios_by_protocol,
             "seeds": self.seeds, "sample_seed": self.sample_seed, "fit_seed": self.fit_seed,
             "training": self.training, "quality": self.quality, "source": self.source,
+            "generator_seeds": self.generator_seeds, "stats": vars(self.stats),
         }
+
+    def generator_seed_of(self, seed_index: int) -> int:
+        """The generator seed paired with the classifier seed at ``seed_index`` (by position; one seed: all)."""
+        gs = self.generator_seeds or [self.fit_seed]
+        return int(gs[0] if len(gs) == 1 else gs[seed_index])
 
 
 def _unknown(keys: set[str], valid: set[str], where: str, source: str) -> None:
@@ -146,6 +156,19 @@ def load_spec(path: str | Path | None = None, *, data: str | None = None, genera
     spec.seeds = [int(s) for s in mat.get("seeds", THESIS_SEEDS)]
     spec.sample_seed = int(mat.get("sample_seed", 0))
     spec.fit_seed = int(mat.get("fit_seed", 0))
+    if "generator_seeds" in mat:
+        gs = mat["generator_seeds"]
+        if not isinstance(gs, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in gs):
+            raise UserInputError(f"{source}: [matrix] generator_seeds = {gs!r}; give a list of integers, e.g. [0, 1, 2]")
+        spec.generator_seeds = [int(g) for g in gs]
+    st = dict(raw.get("stats", {}))
+    _unknown(set(st), _STATS_KEYS, "[stats]", source)
+    try:
+        spec.stats = StatsConfig(test=str(st.get("test", "sign-flip")), p_adjust=str(st.get("p_adjust", "holm")),
+                                 alpha=float(st.get("alpha", 0.05)), bootstrap=int(st.get("bootstrap", 2000)),
+                                 bootstrap_seed=int(st.get("bootstrap_seed", 0))).validate("[stats]")
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"{source}: {exc}") from None
     spec.training = dict(raw.get("training", {}))
     spec.quality = dict(raw.get("quality", {}))
     _unknown(set(spec.quality), _QUALITY_KEYS, "[quality]", source)
@@ -219,6 +242,10 @@ def validate_spec(spec: BenchmarkSpec) -> None:
                                      "replace: 0 <= r <= 1)")
     if not spec.seeds:
         raise UserInputError(f"{src}: no seeds; use --seeds 5 or --seeds 7921,2048")
+    gs = spec.generator_seeds
+    if gs is not None and (not gs or len(set(gs)) != len(gs) or (len(gs) != 1 and len(gs) < len(spec.seeds))):
+        raise UserInputError(f"{src}: [matrix] generator_seeds = {gs}: give one seed, or at least as many distinct seeds "
+                             f"as there are classifier seeds ({len(spec.seeds)}); they are paired by position")
     policy = spec.data.get("split", "official")
     if policy not in SPLIT_POLICIES:
         raise UserInputError(f"{src}: [data] split = {policy!r}; valid: {', '.join(SPLIT_POLICIES)}")
