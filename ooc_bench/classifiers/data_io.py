@@ -51,12 +51,15 @@ def extra_train_arrays(extra: str | os.PathLike, dataset: Any, size: int, cache:
 
 def train_on_dataset(data: str | os.PathLike, config: TrainConfig, seed: int = 0, layout: str | None = None,
                      split: str | os.PathLike | None = None, extra_train: str | os.PathLike | None = None,
-                     cache: Any = None, progress: Callable[[dict], None] | None = None) -> TrainResult:
+                     cache: Any = None, progress: Callable[[dict], None] | None = None,
+                     skip_bad: bool = False, datasheet: str | os.PathLike | None = None,
+                     accept_folder_labels: bool = False) -> TrainResult:
     """Train on the train split (+ ``extra_train``), early-stop on val, evaluate on test; provenance in ``result.extra``."""
     from ..data import ImageCache, manifest_hash, open_split, split_arrays
 
     cache = cache or ImageCache()
-    ds, _ = open_split(data, layout=layout, split=split, seed=seed)
+    ds, _ = open_split(data, layout=layout, split=split, seed=seed, skip_bad=skip_bad, datasheet=datasheet,
+                       accept_folder_labels=accept_folder_labels)
     size = working_size(config)
     x_tr, y_tr = split_arrays(ds, "train", size, cache)
     x_va, y_va = split_arrays(ds, "val", size, cache)

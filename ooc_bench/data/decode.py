@@ -3,10 +3,12 @@
 Conversion to uint8 RGB (used by every stage):
 
 * 8-bit greyscale (L, 1-bit, I;8) is replicated to three channels.
-* 16-bit (and other >8-bit integer) data is SCALED linearly over the full range of its type,
-  ``out = round(v * 255 / 65535)`` for uint16 — never clipped, never stretched per image, so two
-  images from the same camera keep their relative brightness.  (12-bit data stored in 16-bit
-  containers therefore looks dark; convert it yourself if you want it stretched.)
+* 16-bit (and other >8-bit integer) data is SCALED linearly over the range of its ACTUAL bit depth,
+  ``out = round(v * 255 / (2**bits - 1))`` — never stretched per image, so two images from the same
+  camera keep their relative brightness. ``bits`` is what the file declares: a TIFF's BitsPerSample
+  (e.g. 12) or MaxSampleValue tag (4095 -> 12 bits), else the full type (16 for uint16: ``v * 255 / 65535``).
+  12-bit data in a 16-bit container that declares nothing therefore looks dark; ``ooc-bench run`` and
+  ``data inspect`` warn about such images (``ooc_bench.data.checks.bit_depth_warnings``).
 * Float data is assumed to lie in [0, 1] and multiplied by 255 (values outside are clipped);
   float images whose maximum exceeds 1 are scaled by ``255 / max``.
 * Alpha (RGBA, LA, palette with transparency) is composited on BLACK: ``rgb * alpha / 255``.
@@ -32,7 +34,7 @@ import numpy as np
 from ..errors import UserInputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-RESIZE_POLICY = "ccrop-bicubic-rg3-v1"  # bump when the decode/resize rule changes: it is part of cache keys
+RESIZE_POLICY = "ccrop-bicubic-rg3-v2"  # bump when the decode/resize rule changes: it is part of cache keys
 
 _NPZ_REF = re.compile(r"^(?P<file>.+\.npz)#(?P<key>[^\[\]]+)\[(?P<index>\d+)\]$", re.IGNORECASE)
 
@@ -70,8 +72,11 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise UserInputError(f"{path}: cannot read this .npz file ({exc}); re-create it with numpy.savez") from None
 
 
-def array_to_rgb8(arr: np.ndarray, source: str = "array") -> np.ndarray:
-    """Convert an image array (HxW, HxWxC or CxHxW; any integer or float dtype) to uint8 HxWx3 by the module rule."""
+def array_to_rgb8(arr: np.ndarray, source: str = "array", max_value: int | None = None) -> np.ndarray:
+    """Convert an image array (HxW, HxWxC or CxHxW; any integer or float dtype) to uint8 HxWx3 by the module rule.
+
+    ``max_value``: the largest value of the data's actual bit depth (4095 for 12-bit data in uint16); default:
+    the maximum of the dtype."""
     a = np.asarray(arr)
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
         a = np.moveaxis(a, 0, -1)  # CHW -> HWC
@@ -80,7 +85,7 @@ def array_to_rgb8(arr: np.ndarray, source: str = "array") -> np.ndarray:
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise UserInputError(f"{source}: unsupported image shape {tuple(np.asarray(arr).shape)}; "
                              "expected HxW, HxWx{1,3,4} or {1,3,4}xHxW")
-    a = _to_uint8(a, source)
+    a = _to_uint8(a, source, max_value)
     c = a.shape[-1]
     if c in (2, 4):  # grey+alpha / RGBA: composite on black
         alpha = a[..., -1:].astype(np.uint16)
@@ -92,13 +97,16 @@ def array_to_rgb8(arr: np.ndarray, source: str = "array") -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _to_uint8(a: np.ndarray, source: str) -> np.ndarray:
+def _to_uint8(a: np.ndarray, source: str, max_value: int | None = None) -> np.ndarray:
     if a.dtype == np.uint8:
         return a
     if a.dtype == np.bool_:
         return a.astype(np.uint8) * 255
     if np.issubdtype(a.dtype, np.integer):
         info = np.iinfo(a.dtype)
+        if max_value is not None and info.min >= 0 and 0 < max_value < info.max:  # declared bit depth
+            top = float(max_value)
+            return np.rint(np.minimum(a.astype(np.float64), top) * (255.0 / top)).astype(np.uint8)
         if info.min < 0:  # signed: shift to unsigned range of the same width
             a = a.astype(np.int64) - info.min
             top = float(info.max) - float(info.min)
@@ -137,6 +145,29 @@ def _pil_to_rgb8(im, source: str) -> np.ndarray:
     return array_to_rgb8(np.asarray(im.convert("RGB")), source)  # CMYK, YCbCr, LAB, HSV ...
 
 
+def declared_max_value(bits_per_sample: int | None, max_sample_value: int | None, dtype: np.dtype) -> int | None:
+    """The top of the bit depth a 16-bit-container file declares (BitsPerSample < the dtype's bits, or a
+    MaxSampleValue below the dtype's maximum, rounded up to a whole bit depth), or None (use the full type)."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.unsignedinteger) or dtype.itemsize < 2:
+        return None
+    full = dtype.itemsize * 8
+    if bits_per_sample and 8 < int(bits_per_sample) < full:
+        return (1 << int(bits_per_sample)) - 1
+    if max_sample_value and 255 < int(max_sample_value) < (1 << full) - 1:
+        return (1 << int(max_sample_value).bit_length()) - 1
+    return None
+
+
+def _tiff_declared_max(page, dtype) -> int | None:
+    bits = getattr(page, "bitspersample", None)
+    tag = page.tags.get("MaxSampleValue")
+    value = tag.value if tag is not None else None
+    if isinstance(value, (tuple, list)):
+        value = max(value) if value else None
+    return declared_max_value(int(bits) if isinstance(bits, int) else None, int(value) if value else None, dtype)
+
+
 def _decode_tiff(path: str) -> np.ndarray:
     import tifffile
 
@@ -145,16 +176,17 @@ def _decode_tiff(path: str) -> np.ndarray:
         arr = page.asarray()
         photometric = getattr(page, "photometric", None)
         orientation = page.tags.get("Orientation")
+        top = _tiff_declared_max(page, arr.dtype)
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
     if photometric is not None and int(photometric) == 0:  # MINISWHITE: invert
-        arr = np.iinfo(arr.dtype).max - arr if np.issubdtype(arr.dtype, np.integer) else arr.max() - arr
+        arr = (top or np.iinfo(arr.dtype).max) - np.minimum(arr, top or np.iinfo(arr.dtype).max) if np.issubdtype(arr.dtype, np.integer) else arr.max() - arr
     if arr.ndim == 3 and arr.shape[-1] > 4:  # extra samples beyond RGBA: keep the first three
         arr = arr[..., :3]
     if photometric is not None and int(photometric) == 5 and arr.ndim == 3 and arr.shape[-1] == 4:  # SEPARATED/CMYK
         from PIL import Image
         return np.asarray(Image.fromarray(_to_uint8(arr, path), mode="CMYK").convert("RGB"))
-    rgb = array_to_rgb8(arr, path)
+    rgb = array_to_rgb8(arr, path, max_value=top)
     if orientation is not None and int(orientation.value) != 1:
         rgb = _apply_orientation(rgb, int(orientation.value))
     return rgb
@@ -228,9 +260,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def decode_resized(ref: str, size: int, channels: str = "rgb") -> np.ndarray:
     """Decode ``ref`` and apply the resize policy; ``channels='gray'`` returns HxWx1 luma."""
-    from . import decode as _self  # look the decoder up at call time (tests count calls by patching it)
-
-    rgb = _self.decode_image(ref)
+    rgb = decode_image(ref)  # a module global, looked up at call time (a test may wrap it)
     if channels == "gray":
         return resize_square(to_gray(rgb), size)
     return resize_square(rgb, size)

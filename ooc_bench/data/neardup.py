@@ -72,10 +72,15 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def near_duplicates(train: np.ndarray, train_paths: list[str], held_out: dict[str, tuple[np.ndarray, list[str]]],
                     max_distance: int = DEFAULT_MAX_DISTANCE, chunk: int = 2048) -> list[NearDuplicate]:
     """Pairs (train image, val/test image) at perceptual-hash distance <= ``max_distance``, closest first."""
-    h_train = phash(train)
+    return matching_pairs(phash(train), train_paths, {s: (phash(x), p) for s, (x, p) in held_out.items()},
+                          max_distance, chunk)
+
+
+def matching_pairs(h_train: np.ndarray, train_paths: list[str], held_out: dict[str, tuple[np.ndarray, list[str]]],
+                   max_distance: int = DEFAULT_MAX_DISTANCE, chunk: int = 2048) -> list[NearDuplicate]:
+    """:func:`near_duplicates` on precomputed hashes (``held_out``: split -> (hashes, paths))."""
     found: list[NearDuplicate] = []
-    for split, (images, paths) in held_out.items():
-        h_other = phash(images)
+    for split, (h_other, paths) in held_out.items():
         for start in range(0, len(h_other), chunk):
             d = hamming(h_train, h_other[start:start + chunk])
             ti, oi = np.nonzero(d <= max_distance)
