@@ -20,8 +20,8 @@ def cnn_run(demo_root, tmp_path_factory):
     """One CLI training run of the small CNN on the demo set (random init, 32 px)."""
     out = tmp_path_factory.mktemp("cls") / "cnn"
     main_args = ["train", "--data", str(demo_root), "--model", "cnn", "--no-pretrained", "--mode", "finetune",
-                 "--epochs", "8", "--img-size", "32", "--batch-size", "16", "--lr", "5e-3", "--seed", "0",
-                 "--out", str(out), "--plot"]
+                 "--epochs", "8", "--working-size", "32", "--batch-size", "16", "--lr", "5e-3", "--seed", "0",
+                 "--out", str(out), "--plots"]
     try:
         main(main_args)
     except SystemExit as exc:
@@ -96,7 +96,7 @@ def test_extra_train_checked_and_used(demo_root, tmp_path, capsys):
     train = {c: [r.path for r in ds.split("train") if r.label == c][:2] for c in ds.classes}
     ok = _extra_dir(tmp_path / "extra_ok", train)
     common = ["train", "--data", demo_root, "--model", "cnn", "--no-pretrained", "--mode", "linear", "--epochs", "1",
-              "--img-size", "16", "--batch-size", "32"]
+              "--working-size", "16", "--batch-size", "32"]
     code, out, err = run_cli(capsys, *common, "--extra-train", ok, "--out", tmp_path / "run")
     assert code == 0, err
     rec = json.loads((tmp_path / "run" / "record.json").read_text())
@@ -113,7 +113,7 @@ def test_extra_train_checked_and_used(demo_root, tmp_path, capsys):
 
 def test_cli_errors_are_one_line(demo_root, tmp_path, capsys):
     code, out, err = run_cli(capsys, "train", "--data", demo_root, "--model", "mnv3s", "--epochs", "2",
-                             "--img-size", "32")
+                             "--working-size", "32")
     assert code == 2 and "--no-pretrained" in err and "--weights" in err
     code, out, err = run_cli(capsys, "train", "--data", demo_root, "--model", "nonet", "--no-pretrained")
     assert code == 2 and "unknown model" in err

@@ -109,7 +109,7 @@ def test_options_run_and_record_is_json(tmp_path):
 
 def test_bad_inputs_give_clear_errors():
     x, y = _tiny()
-    with pytest.raises(UserInputError, match=r"--img-size 16 is too small for 'mnv3s'.*at least 32"):
+    with pytest.raises(UserInputError, match=r"--working-size 16 is too small for 'mnv3s'.*at least 32"):
         train_classifier((x, y), (x, y), None, ["a", "b"], _cfg(model="mnv3s", img_size=16), seed=0)
     with pytest.raises(UserInputError, match="unknown model"):
         train_classifier((x, y), (x, y), None, ["a", "b"], _cfg(model="resnet9000"), seed=0)

@@ -32,7 +32,7 @@ def _presplit(root: Path, classes=("a", "b"), test_classes=("a", "b")) -> Path:
 
 def test_inspect_split_and_demo_commands(capsys, tmp_path):
     demo = tmp_path / "demo"
-    code, _, err = run_cli(capsys, "data", "demo", str(demo), "--n-images", "60", "--size", "32", "--seed", "1")
+    code, _, err = run_cli(capsys, "data", "demo", str(demo), "--n-images", "60", "--output-size", "32", "--seed", "1")
     assert code == 0 and (demo / "OOC_datasheet.csv").is_file()
     code, out, _ = run_cli(capsys, "data", "inspect", str(demo), "--json")
     info = json.loads(out)
@@ -40,14 +40,15 @@ def test_inspect_split_and_demo_commands(capsys, tmp_path):
     assert info["groups"]["date"]["in_several_splits"] > 0
     code, out, _ = run_cli(capsys, "data", "inspect", str(demo))
     assert code == 0 and "ooc" in out and "train" in out
-    code, _, err = run_cli(capsys, "data", "split", str(demo), "--group-by", "date", "--out", str(tmp_path / "s.csv"))
-    assert code != 0 and "--resplit" in err
+    # --group-by asks for a grouped split: it is made (no --resplit needed), not refused
+    code, _, err = run_cli(capsys, "data", "split", str(demo), "--group-by", "date", "--out", str(tmp_path / "g.csv"))
+    assert code == 0 and "grouped by date" in " ".join(err.split())
     code, _, err = run_cli(capsys, "data", "split", str(demo), "--group-by", "date", "--resplit", "--seed", "3",
                            "--val", "0.15", "--test", "0.25", "--out", str(tmp_path / "s.csv"))
     assert code == 0 and "s.csv" in err
     code, out, _ = run_cli(capsys, "data", "inspect", str(tmp_path / "s.csv"), "--json")
     assert code == 0 and json.loads(out)["groups"]["date"]["in_several_splits"] == 0
-    code, _, err = run_cli(capsys, "data", "cache", str(tmp_path / "s.csv"), "--size", "16")
+    code, _, err = run_cli(capsys, "data", "cache", str(tmp_path / "s.csv"), "--working-size", "16")
     assert code == 0 and "decoded 60" in err
 
 

@@ -25,7 +25,7 @@ def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd, tmp_path, 
     seen = decode_spy
     out = tmp_path / "out"
     code, text = _cli(["generate", "--generator", "sd-img2img", "--data", str(demo_root), "--out", str(out),
-                       "--sd-model", str(tiny_sd), "--resolution", "32", "--per-class", "2", "--size", "16",
+                       "--sd-model", str(tiny_sd), "--working-size", "32", "--per-class", "2", "--output-size", "16",
                        "--steps", "20", "--strength", "0.1", "--param", "guidance_scale=29"], capsys)
     assert code == 0, text
     rows = _split_rows(out)
@@ -42,17 +42,17 @@ def test_generate_img2img_reads_only_train_images(demo_root, tiny_sd, tmp_path, 
 
 def test_generate_aug_ddpm_folder_per_image_and_params(demo_root, tmp_path, capsys):
     code, text = _cli(["generate", "-g", "aug", "--data", str(demo_root), "--out", str(tmp_path / "aug"),
-                       "--per-image", "1", "--size", "16", "--seed", "3", "--param", "resolution=16"], capsys)
+                       "--per-image", "1", "--output-size", "16", "--seed", "3", "--param", "resolution=16"], capsys)
     assert code == 0, text
     s = json.loads((tmp_path / "aug" / "generate.json").read_text())
     assert s["synthetic_images"] == s["train_images"] and "seed" not in s["config"]
     code, text = _cli(["generate", "-g", "ddpm", "--data", str(demo_root), "--out", str(tmp_path / "ddpm"),
-                       "--per-class", "1", "--size", "16", "--resolution", "32", "--steps", "2",
+                       "--per-class", "1", "--output-size", "16", "--working-size", "32", "--steps", "2",
                        "--param", "preset=tiny", "--param", "batch_size=2", "--param", "sample_steps=2"], capsys)
     assert code == 0, text
     assert json.loads((tmp_path / "ddpm" / "generate.json").read_text())["train_stats"]["steps"] == 2
     code, text = _cli(["generate", "-g", "folder", "--data", str(demo_root), "--out", str(tmp_path / "reg"),
-                       "--path", str(tmp_path / "aug"), "--size", "16"], capsys)
+                       "--path", str(tmp_path / "aug"), "--output-size", "16"], capsys)
     assert code == 0, text
     s2 = json.loads((tmp_path / "reg" / "generate.json").read_text())
     assert s2["synthetic_images"] == s["synthetic_images"]  # default for folder: every image it holds

@@ -197,7 +197,7 @@ def test_cli_per_class_is_a_sampling_count_and_manifest_hashes_are_file_hashes(t
     out = tmp_path / "synth"
     params = [f"--param={k}={json.dumps(v)}" for k, v in TINY.items() if k not in ("resolution", "kimg")]
     code, stdout, _ = run_cli(capsys, "generate", "-g", "gan", "--data", data, "--out", out, "--per-class", "3",
-                              "--size", "20", "--resolution", "16", "--kimg", "0.008", *params)
+                              "--output-size", "20", "--working-size", "16", "--kimg", "0.008", *params)
     assert code == 0, stdout
     summary = json.loads((out / "generate.json").read_text())
     assert "per_class" not in summary["config"] and summary["synthetic_images"] == {"eight": 3, "three": 3}

@@ -130,6 +130,6 @@ def test_score_cli_errors_are_one_line(demo_root, tmp_path, capsys):
     from ooc_bench.cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["score", "--real", str(demo_root), "--fake", str(tmp_path), "--metrics", "fid,bogus"])
+        main(["score", "--data", str(demo_root), "--fake", str(tmp_path), "--metrics", "fid,bogus"])
     assert exc.value.code == 2
     assert "--metrics" in capsys.readouterr().err
