@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..config import option
 from ..errors import UserInputError
 from .augment import AugmentConfig, augment_batch
 from .evaluate import classification_metrics, jsonable
@@ -37,31 +38,35 @@ class TrainConfig:
     ``head`` "linear" or "bn-dropout" (GAP → BatchNorm → Dropout → Linear, the Keras recipe of the source projects).
     """
 
-    model: str = "cnn"
-    mode: str = "finetune"
-    epochs: int = 10
-    batch_size: int = 32
-    img_size: int | None = None
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    schedule: str = "cosine"
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.0
-    class_weighted: bool = False
-    early_stopping: str | None = "accuracy"
-    patience: int = 5
-    pretrained: bool | str = True
-    weights: str | None = None
-    augment: bool = True
-    color_jitter: float = 0.0
-    in_chans: int = 3
-    stage1_epochs: int | None = None
-    stage2_lr_factor: float = 0.1
-    drop_rate: float | None = None
-    head: str = "linear"
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
+    model: str = option("cnn", "alias (ooc-bench list) or any timm model name")
+    mode: str = option("finetune", "linear (head only) | finetune (all layers) | two-stage (head, then all at lr/10)",
+                       choices=MODES)
+    epochs: int = option(10, "epochs in total (two-stage: split between the stages)", low=1)
+    batch_size: int = option(32, "batch size (BatchNorm needs >= 2)", low=2)
+    img_size: int | None = option(None, "square input size (none: the model's; in a spec: [data] image_size)", low=1)
+    lr: float = option(1e-3, "learning rate", low=0.0, low_open=True)
+    optimizer: str = option("adamw", "adamw | sgd | rmsprop")
+    schedule: str = option("cosine", "cosine | plateau | none")
+    weight_decay: float = option(1e-4, "weight decay", low=0.0)
+    label_smoothing: float = option(0.0, "label smoothing", low=0.0, high=1.0, high_open=True)
+    class_weighted: bool = option(False, "weight the loss by inverse class frequency")
+    early_stopping: str | None = option("accuracy", "validation metric to monitor (accuracy, balanced_accuracy, "
+                                                    "f1_macro, roc_auc, loss) or none: keep the last epoch")
+    patience: int = option(5, "epochs without improvement before stopping", low=1)
+    pretrained: bool | str = option(True, "ImageNet weights: true (required), optional, or false (random init)")
+    weights: str | None = option(None, "local weights file, checkpoint folder or JSON mapping model -> file")
+    augment: bool = option(True, "flips, 90-degree rotations and a small affine, on the device")
+    color_jitter: float = option(0.0, "brightness/contrast jitter strength (0: off)", low=0.0)
+    in_chans: int = option(3, "input channels: 3 (grey replicated) or 1", choices=(1, 3))
+    stage1_epochs: int | None = option(None, "two-stage: frozen-backbone epochs (none: half)", low=1)
+    stage2_lr_factor: float = option(0.1, "two-stage: learning-rate factor of the second stage", low=0.0, low_open=True)
+    drop_rate: float | None = option(None, "dropout before the classifier (none: the model's; bn-dropout 0.5)",
+                                     low=0.0, high=1.0)
+    head: str = option("linear", "linear (the model's own) | bn-dropout (GAP, BatchNorm, Dropout, Linear)",
+                       choices=("linear", "bn-dropout"))
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", runtime=True)
+    amp: bool = option(True, "mixed precision on CUDA (bf16 or fp16)")
+    channels_last: bool = option(True, "channels-last memory format on CUDA", runtime=True)
 
     def validate(self) -> None:
         """Raise UserInputError for an invalid option value, naming the option."""
@@ -423,8 +428,9 @@ def train_classifier(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
                                in_chans=cfg.in_chans, drop_rate=cfg.drop_rate, head=cfg.head)
     img_size = int(cfg.img_size or info.input_size)
     if img_size < info.min_size:
-        raise UserInputError(f"--img-size {img_size} is too small for {cfg.model!r} ({info.timm_name}): it needs at "
-                             f"least {info.min_size} px (its total stride); use --img-size {max(info.min_size, 32)} or more")
+        raise UserInputError(f"--working-size {img_size} is too small for {cfg.model!r} ({info.timm_name}): it needs "
+                             f"at least {info.min_size} px (its total stride); use --working-size {max(info.min_size, 32)} "
+                             "or more")
     cfg.img_size = img_size
     model.to(device)
     if channels_last:

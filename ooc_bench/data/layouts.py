@@ -19,15 +19,15 @@ from .decode import IMAGE_EXTENSIONS, check_image_file, list_images, npz_ref
 from .filehash import hash_files, workers
 from .progress import progress_bar
 from .records import SPLITS, Dataset, ImageRecord
+from .rules import MAX_LISTED, SPLIT_ALIASES, group_leaks, read_csv_rows, split_problems  # noqa: F401 - re-exported
+from .rules import listing as _listing
+from .rules import norm_split as _norm_split
 
 LAYOUTS = ("folders", "presplit", "ooc", "npz", "csv", "manifest")
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "dev": "val", "test": "test", "testing": "test"}
 OOC_FOLDER = "OOC_image_dataset"
 DAY_BUCKET = re.compile(r"^\d+(\+|-\d+)?_days?$", re.IGNORECASE)
 DATE_PREFIX = re.compile(r"^(\d{6})(?:_|$)")
 JUNK = {".ds_store", "thumbs.db", "desktop.ini"}
-MAX_LISTED = 5
 
 
 @dataclass
@@ -39,11 +39,6 @@ class Candidate:
     split: str | None = None
     group: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-
-
-def _listing(items: list[str], n: int = MAX_LISTED) -> str:
-    shown = "; ".join(items[:n])
-    return shown + (f"; ... and {len(items) - n} more" if len(items) > n else "")
 
 
 def _subdirs(folder: Path) -> list[Path]:
@@ -198,27 +193,6 @@ def _scan_ooc(root: Path, warnings: list[str]) -> list[Candidate]:
 
 
 # ---------------------------------------------------------------------------------------------- CSV layout
-def _norm_split(value: str, where: str) -> str | None:
-    v = (value or "").strip().lower()
-    if not v:
-        return None
-    if v not in SPLIT_ALIASES:
-        raise UserInputError(f"{where}: split {value!r} is not train, val or test; fix the split column")
-    return SPLIT_ALIASES[v]
-
-
-def read_csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV/TSV file (UTF-8, optional BOM), column names stripped."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserInputError(f"{path}: cannot read this CSV ({exc})") from None
-    return header, rows
-
-
 def _scan_csv(path: Path, warnings: list[str]) -> list[Candidate]:
     header, rows = read_csv_rows(path)
     lower = {h.lower(): h for h in header}
@@ -348,40 +322,6 @@ def _validate_and_hash(cands: list[Candidate], skip_bad: bool) -> tuple[list[Ima
     return records, skipped
 
 
-def split_problems(records: list[ImageRecord], classes: list[str]) -> list[str]:
-    """Defects of an existing split: a class missing from train or test, the same image in two splits."""
-    problems = []
-    splits = {r.split for r in records}
-    if not splits <= set(SPLITS):
-        return problems
-    counts = Counter((r.split, r.label) for r in records)
-    for s in ("train", "test") + (("val",) if "val" in splits else ()):
-        missing = [c for c in classes if counts[(s, c)] == 0]
-        if missing:
-            problems.append(f"class(es) {', '.join(missing)} have no images in the {s} split; "
-                            "add images there or re-split with --resplit")
-    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
-    for r in records:
-        by_hash[r.hash].append(r)
-    crossing = [rs for rs in by_hash.values() if len({r.split for r in rs}) > 1]
-    if crossing:
-        examples = [" = ".join(f"{r.path} ({r.split})" for r in rs[:2]) for rs in crossing]
-        problems.append(f"the same image (identical content hash) is in two splits, {len(crossing)} case(s): "
-                        f"{_listing(examples, 3)}; delete the copies or re-split with --resplit")
-    return problems
-
-
-def group_leaks(records: list[ImageRecord], key: str) -> tuple[int, int, list[str]]:
-    """(number of groups in more than one split, number of groups, examples) for metadata ``key`` (or 'group')."""
-    where: dict[str, set[str]] = defaultdict(set)
-    for r in records:
-        g = r.group if key == "group" else r.metadata.get(key)
-        if g:
-            where[g].add(r.split or "")
-    shared = sorted(g for g, s in where.items() if len(s) > 1)
-    return len(shared), len(where), shared[:MAX_LISTED]
-
-
 def load_dataset(path: str | os.PathLike, layout: str | None = None, skip_bad: bool = False,
                  datasheet: str | None = None, accept_folder_labels: bool = False, one_class_ok: bool = False) -> Dataset:
     """Read a labelled image set; ``layout`` is detected when None (folders, presplit, ooc, npz, csv, manifest).
@@ -445,5 +385,6 @@ def load_dataset(path: str | os.PathLike, layout: str | None = None, skip_bad: b
         if n_shared:
             ds.warnings.append(f"the official split shares {n_shared} of {n_dates} acquisition dates between train "
                                f"and test (e.g. {', '.join(ex)}): accuracy on it is optimistic; "
-                               "use `ooc-bench data split --group-by date --resplit` for a date-grouped split")
+                               "use `ooc-bench data split --group-by date` (or `ooc-bench run --group-by date`) for a "
+                               "date-grouped split")
     return ds

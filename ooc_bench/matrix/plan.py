@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..hashing import config_hash
+from .quality import domain_params, needs_domain, quality_settings
 from .spec import BASELINE, BenchmarkSpec
 
-STAGE_ORDER = ("fit", "sample", "score", "cell")
+STAGE_ORDER = ("fit", "domain", "sample", "score", "cell")
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,9 @@ class Plan:
         return [j for j in self.jobs if j.kind == kind]
 
     def waves(self) -> list[list[Job]]:
-        """Jobs grouped so that every job's dependencies are in an earlier wave."""
-        return [w for w in (self.by_kind("fit"), self.by_kind("sample"), self.by_kind("score") + self.by_kind("cell")) if w]
+        """Jobs grouped so that every job's dependencies are in an earlier wave (the domain network trains with the fits)."""
+        return [w for w in (self.by_kind("fit") + self.by_kind("domain"), self.by_kind("sample"),
+                            self.by_kind("score") + self.by_kind("cell")) if w]
 
 
 def synthetic_counts(protocol: str, ratio: float, train_counts: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
@@ -72,8 +74,16 @@ def train_config(spec: BenchmarkSpec, model_config: dict[str, Any], model: str) 
     return cfg
 
 
-def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
-    """Every fit, sample, score and cell job of the spec on this split, with content-derived keys."""
+def build_plan(spec: BenchmarkSpec, split: SplitInfo, device_kind: str | None = None) -> Plan:
+    """Every fit, sample, score and cell job of the spec on this split, with content-derived keys.
+
+    Keys hash the *resolved* configs (matrix/resolve.py): generator settings after their "auto"/device
+    resolution for ``device_kind`` (default: this machine's), classifier recipes with every default filled in.
+    The device kind is recorded in every job's params, not hashed.
+    """
+    from .resolve import default_device_kind, resolve_generator, resolve_training
+
+    kind = device_kind or default_device_kind()
     jobs: list[Job] = []
     size = spec.image_size
     sample_of: dict[tuple[str, int], Job] = {}
@@ -81,16 +91,21 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
     gen_seeds = list(dict.fromkeys(spec.generator_seed_of(i) for i in range(len(spec.seeds))))
     for g, gseed in ((g, gs) for g in spec.generators for gs in gen_seeds):
         tag = f" · gen seed {gseed}" if len(gen_seeds) > 1 else ""
-        fit_params = {"generator": g.label, "type": g.type, "config": g.config, "seed": gseed,
+        resolved, hashed = resolve_generator(g.type, g.config, kind)  # what runs, and what of it is hashed
+        fit_params = {"generator": g.label, "type": g.type, "config": resolved, "seed": gseed,
                       "size": size, "split_key": split.key, "optional": g.optional}
-        fit = Job("fit", config_hash({"stage": "fit", **{k: v for k, v in fit_params.items() if k != "optional"}}),
-                  f"fit {g.label}{tag}", fit_params)
+        fit = Job("fit", config_hash({"stage": "fit", **{k: v for k, v in fit_params.items() if k != "optional"},
+                                      "config": hashed}),
+                  f"fit {g.label}{tag}", {**fit_params, "device_kind": kind})
         need: dict[str, int] = {c: 0 for c in split.classes}
         for protocol in spec.protocols:
             for r in spec.ratios_for(protocol):
                 _, syn = synthetic_counts(protocol, r, split.train_counts)
                 for c, n in syn.items():
                     need[c] = max(need[c], n)
+        per_image = int(g.config.get("per_image", 0) or 0)  # sd-img2img: K variants of every real training image
+        for c in need:
+            need[c] = max(need[c], per_image * split.train_counts[c])
         if spec.quality.get("enabled", True):
             for c in need:  # quality needs a few images per class even when no cell needs them
                 need[c] = max(need[c], min(split.train_counts[c], 16))
@@ -104,21 +119,36 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
 
     if spec.quality.get("enabled", True):
         q = quality_config(spec)
-        ref_params = {"generator": "real-train", "sample_key": None, "quality": q, "split_key": split.key, "size": size}
-        jobs.append(Job("score", config_hash({"stage": "score", **ref_params}), "score real-train", ref_params))
+        # one domain network per run (features and/or class-fidelity judge), trained on the train split only
+        domain = None
+        if needs_domain(q):
+            dparams = {**domain_params(q, split.key, size), "split_key": split.key}
+            domain = Job("domain", config_hash({"stage": "domain", **dparams}), "train domain network", dparams)
+            jobs.append(domain)
+        dkey = domain.key if domain else None
+        # every distance of quality.csv is computed at the same n: per class, a share of the smallest of the
+        # reference, the floor set and the synthetic set (the same n_per_class for every generator)
+        n_fake = next((s.params["n_per_class"] for s in sample_of.values()), None)
+        common = {"quality": q, "split_key": split.key, "size": size, "domain_key": dkey, "n_fake_per_class": n_fake}
+        deps = (dkey,) if dkey else ()
+        if q.get("floor") not in (None, "none"):
+            floor = f"real-{q['floor']}"  # a held-out real set scored like a generator: the floor at matched n
+            ref_params = {"generator": floor, "sample_key": None, "floor_split": q["floor"], **common}
+            jobs.append(Job("score", config_hash({"stage": "score", **ref_params}), f"score {floor} (floor)", ref_params, deps))
         for (label, gseed), sample in sample_of.items():
             if gseed != gen_seeds[0]:
                 continue  # quality.csv scores the first generator seed's sample set
-            params = {"generator": label, "sample_key": sample.key, "quality": q, "split_key": split.key, "size": size}
-            jobs.append(Job("score", config_hash({"stage": "score", **params}), f"score {label}", params, (sample.key,)))
+            params = {"generator": label, "sample_key": sample.key, **common}
+            jobs.append(Job("score", config_hash({"stage": "score", **params}), f"score {label}", params, (sample.key, *deps)))
 
     for m in spec.models:
-        tcfg = train_config(spec, m.config, m.model)
+        tcfg = resolve_training(train_config(spec, m.config, m.model))  # every option, defaults filled in
         for seed_index, seed in enumerate(spec.seeds):
             base = {"model": m.label, "train_config": tcfg, "generator": BASELINE, "sample_key": None, "protocol": "none",
                     "ratio": 0.0, "seed": seed, "split_key": split.key, "n_real": split.train_counts,
                     "n_synthetic": {c: 0 for c in split.classes}}
-            jobs.append(Job("cell", config_hash({"stage": "cell", **base}), f"{m.label} · {BASELINE} · seed {seed}", base))
+            jobs.append(Job("cell", config_hash({"stage": "cell", **base}), f"{m.label} · {BASELINE} · seed {seed}",
+                            {**base, "device_kind": kind}))
             gseed = spec.generator_seed_of(seed_index)
             for (label, gs), sample in sample_of.items():
                 if gs != gseed:
@@ -134,13 +164,10 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo) -> Plan:
                         tag = f" · gen seed {gseed}" if len(gen_seeds) > 1 else ""
                         jobs.append(Job("cell", config_hash({"stage": "cell", **params}),
                                         f"{m.label} · {label} · {protocol} {r:g} · seed {seed}{tag}",
-                                        {**params, "generator_seed": gseed}, (sample.key,)))
+                                        {**params, "generator_seed": gseed, "device_kind": kind}, (sample.key,)))
     return Plan(jobs)
 
 
 def quality_config(spec: BenchmarkSpec) -> dict[str, Any]:
-    """The scoring settings with their defaults filled in (part of every score key)."""
-    q = {"features": "domain", "metrics": ["fid", "kid", "prdc", "nearcopy"], "reference": "test", "per_class": True,
-         "k": 5, "inception_weights": None, "dinov2_weights": None, "domain_model": "cnn", "domain_epochs": 8}
-    q.update({k: v for k, v in spec.quality.items() if k != "enabled"})
-    return q
+    """The scoring settings with their defaults filled in (part of every score key): matrix/quality.py's QUALITY_DEFAULTS."""
+    return quality_settings(spec.quality)

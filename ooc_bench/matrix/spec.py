@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import check_table, parse_assignments
 from ..errors import UserInputError
+from ..tomlcompat import tomllib  # tomli on Python 3.10
+from .spec_config import PROTOCOLS, SPEC_TABLES, SPLIT_POLICIES, THESIS_SEEDS, DataConfig, MatrixConfig, QualityConfig
 from .stats import StatsConfig
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-PROTOCOLS = ("add", "replace", "synthetic-only")
-SPLIT_POLICIES = ("official", "stratified", "grouped")
-THESIS_SEEDS = [7921, 2048, 1337, 9876, 5624]
 BASELINE = "real-only"
 
-_TOP_KEYS = {"name", "data", "generators", "models", "matrix", "quality", "training", "stats"}
-_DATA_KEYS = {"path", "layout", "split", "group_by", "val", "test", "seed", "image_size", "datasheet"}
-_MATRIX_KEYS = {"protocols", "ratios", "ratios_by_protocol", "seeds", "sample_seed", "fit_seed", "generator_seeds"}
-_STATS_KEYS = {"test", "p_adjust", "alpha", "bootstrap", "bootstrap_seed"}
-_QUALITY_KEYS = {"features", "metrics", "reference", "per_class", "k", "inception_weights", "dinov2_weights", "enabled",
-                 "domain_model", "domain_epochs"}
+_TOP_KEYS = {"name", "generators", "models", "training"} | set(SPEC_TABLES)  # each table's keys: matrix/spec_config.py
+
 
 
 @dataclass
@@ -123,14 +113,44 @@ def _generator_entry(label: str, table: dict[str, Any]) -> GeneratorEntry:
     return GeneratorEntry(label=label, type=gtype, config=table, optional=optional)
 
 
+def apply_overrides(raw: dict[str, Any], items: list[str] | None, source: str = "--set") -> dict[str, Any]:
+    """``--set TABLE.KEY=VALUE`` (or ``generators.LABEL.KEY``, ``models.LABEL.KEY``, ``name``) applied to a raw spec.
+
+    Values are JSON-parsed (``0.5``, ``true``, ``[1, 2]``), else strings; labels may contain dots
+    (``generators.img2img-s0.10.strength=0.2``: the key is the last part). Checked like the file itself.
+    """
+    raw = copy.deepcopy(raw)
+    for dotted, value in parse_assignments(items or [], "--set").items():
+        if dotted == "name":
+            raw["name"] = value
+            continue
+        table, sep, rest = dotted.partition(".")
+        if not sep or not rest:
+            raise UserInputError(f"--set {dotted}=...: expected TABLE.KEY=VALUE, e.g. --set generators.gan.kimg=0.5 "
+                                 f"or --set training.epochs=2 (tables: {', '.join(sorted(_TOP_KEYS - {'name'}))})")
+        if table not in _TOP_KEYS - {"name"}:
+            raise UserInputError(f"--set {dotted}: unknown table {table!r}; valid: {', '.join(sorted(_TOP_KEYS - {'name'}))}")
+        if table in ("generators", "models"):
+            label, dot, key = rest.rpartition(".")
+            if not dot or not label:
+                raise UserInputError(f"--set {dotted}: expected {table}.LABEL.KEY=VALUE (e.g. {table}."
+                                     f"{'gan.kimg=0.5' if table == 'generators' else 'mnv2.epochs=2'})")
+            raw.setdefault(table, {}).setdefault(label.strip('"'), {})[key] = value
+        else:
+            raw.setdefault(table, {})[rest] = value
+    return raw
+
+
 def load_spec(path: str | Path | None = None, *, data: str | None = None, generators: str | None = None,
               models: str | None = None, ratios: str | None = None, protocol: str | None = None,
-              seeds: str | None = None, sd_model: str | None = None, name: str | None = None) -> BenchmarkSpec:
+              seeds: str | None = None, sd_model: str | None = None, name: str | None = None,
+              overrides: list[str] | None = None, sd_config: str | None = None) -> BenchmarkSpec:
     """Read a spec file (or start from defaults) and apply CLI overrides; validate every name and key.
 
     ``generators``/``models`` select entries by label; a label not in the file is added with default config
     (``folder:DIR`` registers an external image folder). ``seeds`` is a count (``5``: the first five of the
-    thesis seeds, then consecutive integers) or a list (``7921,2048``).
+    thesis seeds, then consecutive integers) or a list (``7921,2048``). ``overrides`` are ``--set`` items
+    (``generators.gan.kimg=0.5``), applied to the file's tables before anything is checked.
     """
     raw: dict[str, Any] = {}
     source = "<defaults>"
@@ -143,13 +163,17 @@ def load_spec(path: str | Path | None = None, *, data: str | None = None, genera
         except tomllib.TOMLDecodeError as exc:
             raise UserInputError(f"{p}: not valid TOML ({exc}); fix the file and run again") from None
         source = str(p)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
     _unknown(set(raw), _TOP_KEYS, "the top level", source)
+    for table in ("generators", "models"):
+        for label, entry in dict(raw.get(table, {})).items():
+            if not isinstance(entry, dict):
+                raise UserInputError(f"{source}: [{table}] {label} = {entry!r}; expected a table [{table}.{label}]")
     spec = BenchmarkSpec(source=source)
     spec.name = str(raw.get("name", Path(path).stem if path else "run"))
-    spec.data = dict(raw.get("data", {}))
-    _unknown(set(spec.data), _DATA_KEYS, "[data]", source)
-    mat = dict(raw.get("matrix", {}))
-    _unknown(set(mat), _MATRIX_KEYS, "[matrix]", source)
+    spec.data = check_table(DataConfig, dict(raw.get("data", {})), source, "[data]")  # keys, types, ranges
+    mat = check_table(MatrixConfig, dict(raw.get("matrix", {})), source, "[matrix]")
     spec.protocols = list(mat.get("protocols", ["add"]))
     spec.ratios = [float(r) for r in mat.get("ratios", [0.0, 0.25, 0.5])]
     spec.ratios_by_protocol = {k: [float(r) for r in v] for k, v in dict(mat.get("ratios_by_protocol", {})).items()}
@@ -161,17 +185,15 @@ def load_spec(path: str | Path | None = None, *, data: str | None = None, genera
         if not isinstance(gs, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in gs):
             raise UserInputError(f"{source}: [matrix] generator_seeds = {gs!r}; give a list of integers, e.g. [0, 1, 2]")
         spec.generator_seeds = [int(g) for g in gs]
-    st = dict(raw.get("stats", {}))
-    _unknown(set(st), _STATS_KEYS, "[stats]", source)
+    st = check_table(StatsConfig, dict(raw.get("stats", {})), source, "[stats]")
     try:
         spec.stats = StatsConfig(test=str(st.get("test", "sign-flip")), p_adjust=str(st.get("p_adjust", "holm")),
                                  alpha=float(st.get("alpha", 0.05)), bootstrap=int(st.get("bootstrap", 2000)),
-                                 bootstrap_seed=int(st.get("bootstrap_seed", 0))).validate("[stats]")
+                                 bootstrap_seed=int(st.get("bootstrap_seed", 0))).validate()
     except (TypeError, ValueError) as exc:
         raise UserInputError(f"{source}: {exc}") from None
     spec.training = dict(raw.get("training", {}))
-    spec.quality = dict(raw.get("quality", {}))
-    _unknown(set(spec.quality), _QUALITY_KEYS, "[quality]", source)
+    spec.quality = check_table(QualityConfig, dict(raw.get("quality", {})), source, "[quality]")
     spec.generators = [_generator_entry(k, v) for k, v in dict(raw.get("generators", {})).items()]
     spec.models = []
     for label, table in dict(raw.get("models", {})).items():
@@ -204,8 +226,57 @@ def load_spec(path: str | Path | None = None, *, data: str | None = None, genera
         for g in spec.generators:
             if g.type in ("sd", "sd-img2img"):
                 g.config["sd_model"] = sd_model
+    if sd_config:  # the config folder of a single-file (web-UI) --sd-model checkpoint
+        for g in spec.generators:
+            if g.type in ("sd", "sd-img2img"):
+                g.config["sd_config"] = sd_config
     validate_spec(spec)
     return spec
+
+
+def validate_generators(spec: BenchmarkSpec) -> None:
+    """Every generator table checked against its config dataclass and built once (cross-field checks, e.g.
+    img2img's steps x strength); the tables keep the given keys, converted to their types."""
+    from ..generators.registry import check_generator_config, resolve_generator_config
+
+    for g in spec.generators:
+        where = f"[generators.{g.label}]"
+        g.config = check_generator_config(g.type, g.config, spec.source, where)
+        resolve_generator_config(g.type, g.config, spec.source, where)
+
+
+def validate_training(spec: BenchmarkSpec) -> None:
+    """``[training]`` and every ``[models.X]`` checked against the classifier recipe (names, types, values)."""
+    import dataclasses
+
+    from ..classifiers import TrainConfig
+
+    valid_train = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "img_size")]
+    src = spec.source
+    for where, table in [("[training]", spec.training)] + [(f"[models.{m.label}]", m.config) for m in spec.models]:
+        _unknown(set(table), set(valid_train), where, src)
+        table.update(check_table(TrainConfig, table, src, where))
+    for m in spec.models:
+        cfg = TrainConfig(**{**spec.training, **m.config, "model": m.model})
+        try:
+            cfg.validate()
+        except UserInputError as exc:
+            raise UserInputError(f"{src}: [models.{m.label}] (with [training]): {exc}") from None
+
+
+def validate_quality(spec: BenchmarkSpec) -> None:
+    """``[quality]`` names checked against the extractor registry and the metric list (types: QualityConfig)."""
+    if not spec.quality or not spec.quality.get("enabled", True):
+        return
+    from ..metrics import parse_metrics, resolve_extractor_name
+
+    try:
+        if "features" in spec.quality:
+            resolve_extractor_name(spec.quality["features"])
+        if "metrics" in spec.quality:
+            parse_metrics(spec.quality["metrics"])
+    except UserInputError as exc:
+        raise UserInputError(f"{spec.source}: [quality] {exc}") from None
 
 
 def validate_spec(spec: BenchmarkSpec) -> None:
@@ -218,6 +289,7 @@ def validate_spec(spec: BenchmarkSpec) -> None:
         raise UserInputError(f"{src}: no generators and no ratio 0: nothing to run; add --generators or ratio 0")
     for g in spec.generators:
         g.type = resolve_generator_name(g.type)
+    validate_generators(spec)
     for m in spec.models:
         try:
             resolve_model_name(m.model)
@@ -225,13 +297,8 @@ def validate_spec(spec: BenchmarkSpec) -> None:
             raise UserInputError(f"{src}: model {m.label!r}: {exc}") from None
     if not spec.models:
         raise UserInputError(f"{src}: no models; add a [models.NAME] table or --models mnv2,cnn")
-    import dataclasses
-
-    from ..classifiers import TrainConfig
-
-    valid_train = {f.name for f in dataclasses.fields(TrainConfig)} - {"model", "img_size"}
-    for where, table in [("[training]", spec.training)] + [(f"[models.{m.label}]", m.config) for m in spec.models]:
-        _unknown(set(table), valid_train, where, src)
+    validate_training(spec)
+    validate_quality(spec)
     for p in spec.protocols:
         if p not in PROTOCOLS:
             raise UserInputError(f"{src}: unknown protocol {p!r}; valid protocols: {', '.join(PROTOCOLS)}")
@@ -241,7 +308,7 @@ def validate_spec(spec: BenchmarkSpec) -> None:
                 raise UserInputError(f"{src}: ratio {r} out of range for protocol {p} (add, synthetic-only: r >= 0; "
                                      "replace: 0 <= r <= 1)")
     if not spec.seeds:
-        raise UserInputError(f"{src}: no seeds; use --seeds 5 or --seeds 7921,2048")
+        raise UserInputError(f"{src}: no seeds; use --n-seeds 5, --seeds 7921,2048 or --seed 42")
     gs = spec.generator_seeds
     if gs is not None and (not gs or len(set(gs)) != len(gs) or (len(gs) != 1 and len(gs) < len(spec.seeds))):
         raise UserInputError(f"{src}: [matrix] generator_seeds = {gs}: give one seed, or at least as many distinct seeds "

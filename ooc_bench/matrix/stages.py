@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 import traceback
 from functools import lru_cache
@@ -20,34 +19,43 @@ from .store import RunPaths, read_record, release_claim, try_claim, write_record
 
 
 @lru_cache(maxsize=4)
-def _dataset(manifest: str, mtime_ns: int):
+def _dataset(manifest_sha: str, manifest: str):
     from ..data import read_split_manifest
 
     return read_split_manifest(manifest)
 
 
-def split_dataset(run_root: Path):
-    """The run's split (read once per process from ``split.csv``)."""
+def _manifest_key(run_root: Path) -> tuple[str, str]:
+    """(content hash, path) of a run's ``split.csv``: per-process caches are keyed by what the manifest holds (and
+    where it is: its relative paths are read from its folder), so a rewritten split is never served stale."""
+    from ..hashing import file_hash
+
     manifest = str(Path(run_root) / "split.csv")
-    return _dataset(manifest, os.stat(manifest).st_mtime_ns)
+    return file_hash(manifest, 64), manifest
+
+
+def split_dataset(run_root: Path):
+    """The run's split (read once per process per manifest content from ``split.csv``)."""
+    return _dataset(*_manifest_key(run_root))
 
 
 @lru_cache(maxsize=8)
-def _arrays(run_root: str, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(manifest_sha: str, manifest: str, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     from ..data import split_arrays
 
-    return split_arrays(split_dataset(Path(run_root)), split, size)
+    return split_arrays(_dataset(manifest_sha, manifest), split, size)
 
 
 def real_arrays(run_root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Real images and labels of one split at the working size (through the decoded-image cache)."""
-    return _arrays(str(run_root), split, int(size))
+    return _arrays(*_manifest_key(run_root), split, int(size))
 
 
 def _fresh_dir(target: Path) -> Path:
-    """A temporary folder beside ``target``; the caller renames it into place when complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    """A temporary folder beside ``target`` (umask permissions); the caller renames it into place when complete."""
+    from ..atomic import make_temp_dir
+
+    return make_temp_dir(target)
 
 
 def _commit_dir(tmp: Path, target: Path) -> None:
@@ -267,7 +275,9 @@ def job_threads() -> int:
 
     Fixed so that sequential, joblib and submitit runs give bitwise-equal numbers on one machine
     (float reductions in CPU kernels depend on the thread count)."""
-    return max(1, int(os.environ.get("OOC_BENCH_THREADS", min(os.cpu_count() or 1, 8))))
+    from ..settings import threads
+
+    return threads()
 
 
 def _fix_threads() -> None:
@@ -278,22 +288,20 @@ def _fix_threads() -> None:
         torch.set_num_threads(n)
 
 
-def _inject_fault(job: Job) -> None:
-    """Fault injection for the resilience tests: ``OOC_BENCH_FAULT_KILL=KIND:MARKER`` kills this process
-    (SIGKILL, mid-job, claim held) the first time a job of KIND starts, i.e. while MARKER does not exist yet."""
-    spec = os.environ.get("OOC_BENCH_FAULT_KILL")
-    if not spec:
-        return
-    kind, marker = spec.split(":", 1)
-    if job.kind == kind:
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return
-        os.close(fd)
-        import signal
+def _job_hook(job: Job) -> None:
+    """Call ``$OOC_BENCH_JOB_HOOK`` (``module:function``) with the job before it runs; nothing when unset.
 
-        os.kill(os.getpid(), signal.SIGKILL)
+    The resilience tests kill a worker here (``ooc_bench.testing.faults``); production code imports no test module.
+    """
+    from ..settings import job_hook
+
+    hook = job_hook()
+    if not hook:
+        return
+    import importlib
+
+    module, _, function = hook.partition(":")
+    getattr(importlib.import_module(module), function)(job)
 
 
 RUNNERS = {"fit": run_fit, "domain": run_domain, "sample": run_sample, "score": run_score, "cell": run_cell}
@@ -330,7 +338,7 @@ def execute_job(job: Job, run_root: str | Path, retry_failed: bool = True) -> di
             write_record(paths, job.kind, job.key, record)
             return record
         try:
-            _inject_fault(job)
+            _job_hook(job)
             out = RUNNERS[job.kind](job, paths)
             record = {"status": "done", "label": job.label, "params": job.params, "time_s": time.time() - t0, **out}
         except OocBenchError as exc:  # a generator marked optional that cannot run (e.g. no SD weights) is skipped

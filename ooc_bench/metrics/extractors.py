@@ -8,7 +8,6 @@ import re
 import socket
 from pathlib import Path
 from typing import Any, Callable, ClassVar
-from unittest import mock
 
 import numpy as np
 
@@ -255,8 +254,12 @@ def _blank_inception() -> Any:
                 return None
             return super().load_state_dict(state_dict, *args, **kwargs)
 
-    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: _BLANK):
+    original = fe.load_state_dict_from_url  # looked up when the model is built: swap it for that moment only
+    fe.load_state_dict_from_url = lambda *a, **k: _BLANK
+    try:
         model = _Blank("inception-v3-compat", ["2048"])
+    finally:
+        fe.load_state_dict_from_url = original
     return model
 
 

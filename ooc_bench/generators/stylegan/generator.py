@@ -48,7 +48,7 @@ class GanConfig:
     ada_interval: int = option(4, "minibatches between ADA adjustments", low=1)
     ada_kimg: float = option(100.0, "kimg for p to go 0 -> 1 at most", low=0.0, low_open=True)
     fixed_p: float | None = option(None, "fixed augmentation probability (none: adaptive)", low=0.0, high=1.0)
-    augment_pipe: str = option("bgc", "ADA transforms (NVlabs names, e.g. bgc, bgcfnc)")
+    augment_pipe: str | list[str] = option("bgc", "ADA transforms (NVlabs names, e.g. bgc, bgcfnc, or a list)")
     ada_antialias: bool = option(True, "resample ADA's rotations/scalings at 2x between low-pass filters (false: "
                                        "one bilinear grid_sample, faster, leaks more)")
     mirror: bool = option(False, "x-flip the training images")
