@@ -152,8 +152,8 @@ def test_config_from_cli_strings_and_aliases():
                            augment_pipe="blit,color", fixed_p="0.3", device="cpu")
     c = gen.config
     assert c["resolution"] == 32 and c["kimg"] == 0.5 and c["betas"] == [0.0, 0.99] and c["mirror"] is True
-    assert c["fixed_p"] == 0.3 and c["capacity"] == "tiny" and c["batch_size"] == 32
-    assert c["r1_gamma"] is None  # resolved at training time: 0.0002 * res^2 / batch
+    assert c["fixed_p"] == 0.3 and c["capacity"] == "tiny" and c["batch_size"] == 8  # CPU default up to 32 px
+    assert c["r1_gamma"] is None  # resolved at training time: max(0.05, 0.0002 * res^2 / batch)
     with pytest.raises(UserInputError, match="unknown setting"):
         create_generator("gan", learning_rate=1)
     with pytest.raises(UserInputError, match="unknown setting.*per_class"):  # a sampling count, not a setting

@@ -125,3 +125,12 @@ def test_ada_antialias_setting_reaches_the_pipeline():
     assert Trainer(on.config, 2, torch.device("cpu")).augment.antialias is True
     assert Trainer(off.config, 2, torch.device("cpu")).augment.antialias is False
     assert on.config_hash != off.config_hash
+
+
+def test_cpu_default_batch_is_8_up_to_32_px():
+    from ooc_bench.generators import create_generator
+
+    assert create_generator("gan", resolution=16, device="cpu").config["batch_size"] == 8
+    assert create_generator("gan", resolution=32, device="cpu").config["batch_size"] == 8
+    assert create_generator("gan", resolution=64, device="cpu").config["batch_size"] == 32
+    assert create_generator("gan", resolution=16, device="cpu", batch_size=32).config["batch_size"] == 32
