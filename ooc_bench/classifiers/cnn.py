@@ -75,3 +75,25 @@ class SmallCNN(nn.Module):
         """Replace the final layer with a new one for ``num_classes`` classes."""
         self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def _register_with_timm() -> None:
+    """Register the CNN in timm's model registry as ``ooc_cnn`` (``timm.create_model("ooc_cnn", num_classes=2)``)."""
+    from timm.models import is_model, register_model
+
+    if is_model("ooc_cnn"):
+        return
+
+    def ooc_cnn(pretrained: bool = False, **kwargs) -> SmallCNN:
+        """The small from-scratch CNN of ooc-bench (no pretrained weights exist)."""
+        if pretrained:
+            raise ValueError("ooc_cnn is a from-scratch model: there are no pretrained weights")
+        for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+            kwargs.pop(key, None)
+        return SmallCNN(**kwargs)
+
+    ooc_cnn.__module__ = __name__
+    register_model(ooc_cnn)
+
+
+_register_with_timm()
