@@ -97,7 +97,7 @@ def test_zero_step_rule_depends_on_convention(tiny_sd):
 @pytest.fixture(scope="module")
 def checkpoint_files(tiny_sd, tmp_path_factory):
     """The tiny pipeline written as web-UI checkpoint files (original CompVis key layout)."""
-    from ooc_bench.generators.diffusion.tiny import save_single_file_checkpoint
+    from ooc_bench.testing.tiny_sd import save_single_file_checkpoint
 
     d = tmp_path_factory.mktemp("ckpt")
     return {s: save_single_file_checkpoint(tiny_sd, d / f"tiny{s}") for s in (".safetensors", ".ckpt")}
@@ -149,3 +149,18 @@ def test_single_file_checkpoint_errors_say_what_to_pass(tiny_sd, checkpoint_file
 
     with pytest.raises(UserInputError, match="could not load the checkpoint file"):
         load_sd_pipeline(str(broken), sd_config=str(tiny_sd))
+
+
+def test_generate_cli_single_file_checkpoint(demo_root, tiny_sd, checkpoint_files, tmp_path, capsys):
+    """`ooc-bench generate --sd-model FILE`: a one-line error naming --sd-config offline, then works with it."""
+    from .cli_helpers import run_cli
+
+    argv = ["generate", "--generator", "sd-img2img", "--data", str(demo_root), "--working-size", "32",
+            "--per-class", "1", "--output-size", "16", "--steps", "10", "--strength", "0.2",
+            "--sd-model", str(checkpoint_files[".safetensors"])]
+    code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path / "a"))
+    text = out + err
+    assert code != 0 and "--sd-config DIR" in text and "Traceback" not in text
+    code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path / "b"), "--sd-config", str(tiny_sd))
+    assert code == 0, out + err
+    assert len(list((tmp_path / "b").glob("*/*.png"))) == 2
