@@ -56,7 +56,7 @@ class DDPMConfig:
     num_train_timesteps: int = option(1000, "diffusion timesteps of the training schedule", low=1)
     ema_decay: float = option(0.999, "EMA decay of the sampling weights", low=0.0, high=1.0)
     class_dropout: float = option(0.1, "share of training steps without the class (for guidance)", low=0.0, high=1.0)
-    guidance_scale: float = option(6.0, "classifier-free guidance scale (1: none; the default is chosen by the "
+    guidance_scale: float = option(3.0, "classifier-free guidance scale (1: none; the default is chosen by the "
                                         "digits sweep in docs/diffusion.md)", low=0.0)
     sample_steps: int = option(25, "sampler steps", low=1)
     sampler: str = option("dpm++", "sampler", choices=SAMPLERS)
