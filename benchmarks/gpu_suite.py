@@ -242,9 +242,9 @@ def run_classifiers(suite: Suite) -> None:
             r = classifier_steps(model, size, batch, dtype, cl, dev, warmup, steps)
             base = base or r["img_per_s"]
             check = f"{model} train step @{size}px, batch {batch}"
-            suite.add("classifiers", check, variant, "images/s", round(r["img_per_s"], 1), "img/s")
-            suite.add("classifiers", check, variant, "speed-up vs fp32", round(r["img_per_s"] / base, 2), "x")
-            suite.add("classifiers", check, variant, "data path share", round(r["data_share"], 3), "of step")
+            suite.add("classifiers", check, variant, "images/s", r["img_per_s"], "img/s")
+            suite.add("classifiers", check, variant, "speed-up vs fp32", r["img_per_s"] / base, "x")
+            suite.add("classifiers", check, variant, "data path share", r["data_share"], "of step")
             suite.add("classifiers", check, variant, "peak memory", r["peak_mib"], "MiB")
     det = classifier_determinism(dev, quick)
     note = "bitwise identical" if det["identical"] else \
@@ -373,7 +373,7 @@ def run_sd(suite: Suite) -> None:
            "checkpoint_every": 0}
     train_lora(pipe, images, ["a photo of cells"] * n_img, cfg, dev, workdir=None, progress=progress)
     step_s = statistics.median(np.diff(stamps[1:])) if len(stamps) > 2 else float("nan")
-    suite.add("sd", f"LoRA training step @{res}px, batch 1, rank 8", "mixed precision", "s/step", round(step_s, 4), "s")
+    suite.add("sd", f"LoRA training step @{res}px, batch 1, rank 8", "mixed precision", "s/step", step_s, "s")
     suite.add("sd", f"LoRA training step @{res}px, batch 1, rank 8", "mixed precision", "peak memory", _peak_mib(dev), "MiB")
     del pipe
     # sampling: ooc-bench's default sampler (fp16 on CUDA) against diffusers' SD default (PNDM 50 steps, fp32)
@@ -390,12 +390,12 @@ def run_sd(suite: Suite) -> None:
         _reset_peak(dev)
         s, calls, _ = _time_generate(gen, n, res, dev)
         per_image[variant] = s
-        suite.add("sd", f"text-to-image @{res}px, CFG 7.5, batch 4", variant, "images/s", round(1 / s, 3), "img/s")
+        suite.add("sd", f"text-to-image @{res}px, CFG 7.5, batch 4", variant, "images/s", 1 / s, "img/s")
         suite.add("sd", f"text-to-image @{res}px, CFG 7.5, batch 4", variant, "UNet calls per batch", calls, "")
         suite.add("sd", f"text-to-image @{res}px, CFG 7.5, batch 4", variant, "peak memory", _peak_mib(dev), "MiB")
         del gen
     fast, slow = per_image.values()
-    suite.add("sd", f"text-to-image @{res}px", "ooc-bench vs diffusers default", "speed-up", round(slow / fast, 2), "x",
+    suite.add("sd", f"text-to-image @{res}px", "ooc-bench vs diffusers default", "speed-up", slow / fast, "x",
               "random weights: speed only; equal quality is not measurable without trained weights")
     # img2img at the thesis' setting (strength 0.15, 20 Euler steps)
     gen = create_generator("sd-img2img", sd_model=str(folder), resolution=res, strength=0.15, steps=20,
@@ -403,7 +403,7 @@ def run_sd(suite: Suite) -> None:
     _reset_peak(dev)
     s, calls, _ = _time_generate(gen, n, res, dev)
     check = f"img2img @{res}px, strength 0.15, 20 Euler steps"
-    suite.add("sd", check, "fp16" if dev.type == "cuda" else "fp32", "images/s", round(1 / s, 3), "img/s")
+    suite.add("sd", check, "fp16" if dev.type == "cuda" else "fp32", "images/s", 1 / s, "img/s")
     suite.add("sd", check, "denoising", "UNet calls per batch", calls, "", "CFG batches cond + uncond in one call")
     suite.add("sd", check, "fp16" if dev.type == "cuda" else "fp32", "peak memory", _peak_mib(dev), "MiB")
 
@@ -454,7 +454,7 @@ def run_features(suite: Suite) -> None:
     for name, kw, what in specs:
         on_dev = create_extractor(name, device=str(dev), **kw)
         feats_dev, rate = _extract_timed(on_dev, images, dev, batch)
-        suite.add("features", f"{name} ({what}), {n} images @{size}px", str(dev), "images/s", round(rate, 1), "img/s")
+        suite.add("features", f"{name} ({what}), {n} images @{size}px", str(dev), "images/s", rate, "img/s")
         if dev.type == "cpu":
             continue
         on_cpu = create_extractor(name, device="cpu", **kw)

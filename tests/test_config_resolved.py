@@ -19,6 +19,7 @@ type = "gan"
 resolution = 16
 capacity = "tiny"
 kimg = 0.5
+batch_size = 16
 [models.cnn]
 pretrained = false
 epochs = 2
