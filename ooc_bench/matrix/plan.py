@@ -79,9 +79,10 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo, device_kind: str | None = 
 
     Keys hash the *resolved* configs (matrix/resolve.py): generator settings after their "auto"/device
     resolution for ``device_kind`` (default: this machine's), classifier recipes with every default filled in.
-    The device kind is recorded in every job's params, not hashed.
+    The device kind is recorded in every job's params, not hashed; a cell's numerics (fp32 on a CPU, mixed
+    precision on CUDA) are hashed, since they change its numbers.
     """
-    from .resolve import default_device_kind, resolve_generator, resolve_training
+    from .resolve import default_device_kind, resolve_generator, resolve_training, training_numerics
 
     kind = device_kind or default_device_kind()
     jobs: list[Job] = []
@@ -144,7 +145,8 @@ def build_plan(spec: BenchmarkSpec, split: SplitInfo, device_kind: str | None = 
     for m in spec.models:
         tcfg = resolve_training(train_config(spec, m.config, m.model))  # every option, defaults filled in
         for seed_index, seed in enumerate(spec.seeds):
-            base = {"model": m.label, "train_config": tcfg, "generator": BASELINE, "sample_key": None, "protocol": "none",
+            base = {"model": m.label, "train_config": tcfg, "numerics": training_numerics(tcfg, kind),
+                    "generator": BASELINE, "sample_key": None, "protocol": "none",
                     "ratio": 0.0, "seed": seed, "split_key": split.key, "n_real": split.train_counts,
                     "n_synthetic": {c: 0 for c in split.classes}}
             jobs.append(Job("cell", config_hash({"stage": "cell", **base}), f"{m.label} · {BASELINE} · seed {seed}",

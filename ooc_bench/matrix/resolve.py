@@ -60,6 +60,19 @@ def resolve_training(config: dict[str, Any]) -> dict[str, Any]:
     return TrainConfig(**config).to_dict()
 
 
+def training_numerics(config: dict[str, Any], device_kind: str) -> str:
+    """How a classifier recipe computes on ``device_kind``: ``cpu-fp32``, ``cuda-fp32`` or ``cuda-amp`` (+ channels-last).
+
+    Part of every cell key: mixed precision changes the numbers, so a cell recorded on a CPU is recomputed on a GPU
+    even when its recipe is unchanged (and the reason is shown)."""
+    device = str(config.get("device", "auto"))
+    kind = device_kind if device == "auto" else device.split(":")[0]
+    if kind != "cuda":
+        return f"{kind}-fp32"
+    out = "cuda-amp" if config.get("amp", True) else "cuda-fp32"
+    return out + ("+channels-last" if config.get("channels_last", True) else "")
+
+
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(d, dict):
         out: dict[str, Any] = {}
