@@ -194,7 +194,7 @@ def verdicts(downstream: list[dict[str, Any]], metric: str = "accuracy", summary
         floor = p_min * (int(fam) if method == "holm" else 1)
         if not math.isnan(p_min) and p_min > 0 and floor >= alpha:
             verdict += (f" (with {best.get('n_pairs')} seeds the smallest attainable p is {p_min:.4g}"
-                        f"{f', {floor:.4g} after Holm over {fam}' if method == 'holm' else ''}: no cell can reach "
+                        f"{f', {min(floor, 1.0):.4g} after Holm over {fam}' if method == 'holm' else ''}: no cell can reach "
                         f"{alpha:g}; add seeds)")
         key = (model, best["generator"], best["protocol"], _f(best["ratio"]))
         aug = (model, "aug", best["protocol"], _f(best["ratio"]))
@@ -208,19 +208,45 @@ def verdicts(downstream: list[dict[str, Any]], metric: str = "accuracy", summary
     return lines
 
 
+def _column_chunks(header: list[str], rows: list[list[str]], keys: int, width: int
+                   ) -> list[tuple[list[str], list[list[str]]]]:
+    """Split a wide table into tables that each fit ``width`` columns, repeating the first ``keys`` columns, so
+    that no header or value is cut on a narrow (80-column) terminal or in a log file."""
+    def col_width(i: int) -> int:
+        cells = [header[i]] + [r[i] for r in rows]
+        return max(len(line) for c in cells for line in str(c).split("\n")) + 3  # padding and border
+
+    key_w = sum(col_width(i) for i in range(keys)) + 1
+    chunks: list[list[int]] = [[]]
+    used = key_w
+    for i in range(keys, len(header)):
+        w = col_width(i)
+        if chunks[-1] and used + w > width:
+            chunks.append([])
+            used = key_w
+        chunks[-1].append(i)
+        used += w
+    out = []
+    for chunk in chunks:
+        idx = list(range(keys)) + chunk
+        out.append(([header[i] for i in idx], [[r[i] for i in idx] for r in rows]))
+    return out
+
+
 def print_tables(run_dir: Path, console: Console | None = None, per_class: bool = False, metric: str = "accuracy") -> None:
     """The three end-of-run tables: generator quality, downstream accuracy, one verdict per model."""
     console = console or Console()
     res = load_results(run_dir)
     header, rows = quality_table(res["quality"], per_class, sep="\n")  # the interval under the value
-    t = Table(title="Generator quality vs the real reference split: mean [95 % interval] over matched subsets\n"
-                    "(floor): held-out real images at the same n · class fidelity: accuracy of the real-train classifier",
-              header_style="bold")
-    for h in header:
-        t.add_column(h, justify="left" if h in ("generator", "class", "features") else "right")
-    for r in rows:
-        t.add_row(*r)
-    console.print(t)
+    title = ("Generator quality vs the real reference split: mean [95 % interval] over matched subsets\n"
+             "(floor): held-out real images at the same n · class fidelity: accuracy of the real-train classifier")
+    for part, (h_part, r_part) in enumerate(_column_chunks(header, rows, 2 if per_class else 1, console.width)):
+        t = Table(title=title if part == 0 else None, header_style="bold")
+        for h in h_part:
+            t.add_column(h, justify="left" if h in ("generator", "class", "features") else "right", no_wrap=True)
+        for r in r_part:
+            t.add_row(*r)
+        console.print(t)
     for space, weights in dict.fromkeys((r.get("feature_space") or r.get("extractor") or "", r.get("weights") or "")
                                         for r in res["quality"] if r.get("weights")):
         loud = weights.startswith(("RANDOM", "NON-STANDARD"))
