@@ -136,13 +136,7 @@ def test_no_private_names_imported_across_files():
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("ooc_bench")):
                 offenders += [f"{m}: {a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"]
-    known = {  # written while this test was added; left for their owners (docs/architecture.md, "Known exceptions")
-        "ooc_bench.metrics.domain: _as_rgb_uint8", "ooc_bench.data.checks: _tiff_declared_max",
-        "ooc_bench.generators.stylegan.generator: _save_module", "ooc_bench.generators.stylegan.generator: _load_module",
-        "ooc_bench.metrics.subsets: _mmd2_from_kernels", "ooc_bench.metrics.subsets: _poly_kernel",
-        "ooc_bench.metrics.subsets: _pairwise", "ooc_bench.matrix.quality: _commit_dir",
-    }
-    assert sorted(set(offenders) - known) == []
+    assert offenders == []
 
 
 def _third_party_imports() -> set[str]:

@@ -47,7 +47,7 @@ def _sixteen_bit(mode: str) -> bool:
 
 def raw_max_and_declared(path: str) -> tuple[int, int | None] | None:
     """(largest stored value, declared maximum or None) of a 16-bit image file; None when not a 16-bit file."""
-    from .decode import _tiff_declared_max
+    from .decode import tiff_declared_max
 
     if path.lower().endswith((".tif", ".tiff")):
         try:
@@ -58,7 +58,7 @@ def raw_max_and_declared(path: str) -> tuple[int, int | None] | None:
                 arr = page.asarray()
                 if arr.dtype != np.uint16:
                     return None
-                return int(arr.max()) if arr.size else 0, _tiff_declared_max(page, arr.dtype)
+                return int(arr.max()) if arr.size else 0, tiff_declared_max(page, arr.dtype)
         except Exception:  # noqa: BLE001 - Pillow below
             pass
     from PIL import Image

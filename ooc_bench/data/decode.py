@@ -159,7 +159,8 @@ def declared_max_value(bits_per_sample: int | None, max_sample_value: int | None
     return None
 
 
-def _tiff_declared_max(page, dtype) -> int | None:
+def tiff_declared_max(page, dtype) -> int | None:
+    """The largest value a TIFF page declares (BitsPerSample / MaxSampleValue), or None when it declares none."""
     bits = getattr(page, "bitspersample", None)
     tag = page.tags.get("MaxSampleValue")
     value = tag.value if tag is not None else None
@@ -176,7 +177,7 @@ def _decode_tiff(path: str) -> np.ndarray:
         arr = page.asarray()
         photometric = getattr(page, "photometric", None)
         orientation = page.tags.get("Orientation")
-        top = _tiff_declared_max(page, arr.dtype)
+        top = tiff_declared_max(page, arr.dtype)
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
     if photometric is not None and int(photometric) == 0:  # MINISWHITE: invert

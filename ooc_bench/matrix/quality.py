@@ -78,7 +78,7 @@ def train_domain_network(train: tuple[np.ndarray, np.ndarray], classes: list[str
     from ..atomic import write_json
     from ..classifiers import TrainConfig, train_classifier
     from ..metrics.domain import weights_hash
-    from .stages import _commit_dir
+    from .stages import commit_dir
 
     x, y = np.asarray(train[0]), np.asarray(train[1], np.int64)
     if len(x) < 4 or len(x) != len(y):
@@ -98,7 +98,7 @@ def train_domain_network(train: tuple[np.ndarray, np.ndarray], classes: list[str
             "holdout_accuracy": float(result.val_metrics.get("accuracy", math.nan)) if len(ho) else None,
             "best_epoch": result.best_epoch, "device": str(result.device)}
     write_json(tmp / "domain.json", info)
-    _commit_dir(tmp, out)
+    commit_dir(tmp, out)
     return info
 
 

@@ -58,7 +58,7 @@ def _fresh_dir(target: Path) -> Path:
     return make_temp_dir(target)
 
 
-def _commit_dir(tmp: Path, target: Path) -> None:
+def commit_dir(tmp: Path, target: Path) -> None:
     """Move a finished folder into place (a concurrent identical result may already be there)."""
     if target.exists():
         shutil.rmtree(target)
@@ -85,7 +85,7 @@ def run_fit(job: Job, paths: RunPaths) -> dict[str, Any]:
     gen.fit(train, workdir=workdir)
     tmp = _fresh_dir(target)
     gen.save(tmp)
-    _commit_dir(tmp, target)
+    commit_dir(tmp, target)
     return {"generator": p["generator"], "type": p["type"], "config_hash": gen.config_hash, "n_train": len(train)}
 
 
@@ -99,7 +99,7 @@ def run_sample(job: Job, paths: RunPaths) -> dict[str, Any]:
     tmp = _fresh_dir(target)
     sample_set = gen.sample({c: int(n) for c, n in p["n_per_class"].items()}, tmp, seed=int(p["seed"]), size=int(p["size"]))
     content = sample_set.content_hash()
-    _commit_dir(tmp, target)
+    commit_dir(tmp, target)
     return {"generator": p["generator"], "n_per_class": p["n_per_class"], "content_hash": content}
 
 

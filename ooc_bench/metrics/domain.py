@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import UserInputError
-from .extractors import FeatureExtractor, _as_rgb_uint8, register_extractor
+from .extractors import FeatureExtractor, as_rgb_uint8, register_extractor
 
 
 @runtime_checkable
@@ -133,7 +133,7 @@ class DomainExtractor(FeatureExtractor):
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N,) class indices the network assigns to uint8 images (in the order of :attr:`classes`)."""
-        images = _as_rgb_uint8(images)
+        images = as_rgb_uint8(images)
         if len(images) == 0:
             return np.zeros(0, np.int64)
         proba = np.asarray(self.network.predict_proba(images, batch_size=self.batch_size))

@@ -55,7 +55,7 @@ def create_extractor(name: str, **kw: Any) -> "FeatureExtractor":
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 N x H x W x 3 images to size x size by the data layer's policy (``resize_square``: centre crop
     to a square, PIL bicubic), rounded back to uint8 (no-op if already that size)."""
-    images = _as_rgb_uint8(images)
+    images = as_rgb_uint8(images)
     if images.shape[1] == size and images.shape[2] == size:
         return images
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
@@ -89,7 +89,7 @@ def resize_clean(images: np.ndarray, size: int) -> np.ndarray:
     Non-square images are stretched, as clean-fid does."""
     from PIL import Image
 
-    images = _as_rgb_uint8(images)
+    images = as_rgb_uint8(images)
     out = np.empty((len(images), size, size, 3), dtype=np.float32)
     for i, im in enumerate(images):
         for c in range(3):
@@ -103,7 +103,7 @@ def resize_pil_bicubic(images: np.ndarray, size: int) -> np.ndarray:
     BICUBIC)`` does to a PIL image); non-square images are stretched; no-op at that size already."""
     from PIL import Image
 
-    images = _as_rgb_uint8(images)
+    images = as_rgb_uint8(images)
     if images.shape[1] == size and images.shape[2] == size:
         return images
     out = np.empty((len(images), size, size, 3), dtype=np.uint8)
@@ -130,7 +130,7 @@ def resized_for_network(images: np.ndarray, size: int, mode: str, device: Any) -
         arr = resize_pil_bicubic(images, size)
         return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().to(device).float()
     # contiguous NCHW, as torch-fidelity's own resize returns it (the conv kernels then give bitwise-equal output)
-    x = torch.from_numpy(np.ascontiguousarray(_as_rgb_uint8(images))).permute(0, 3, 1, 2).contiguous().to(device).float()
+    x = torch.from_numpy(np.ascontiguousarray(as_rgb_uint8(images))).permute(0, 3, 1, 2).contiguous().to(device).float()
     return x if tuple(x.shape[-2:]) == (size, size) else resize_tf1_bilinear(x, size)
 
 
@@ -142,7 +142,8 @@ def _local_weights(weights: str | os.PathLike, option: str) -> Path:
     return path
 
 
-def _as_rgb_uint8(images: np.ndarray) -> np.ndarray:
+def as_rgb_uint8(images: np.ndarray) -> np.ndarray:
+    """Images as uint8 N x H x W x 3 (grey replicated, alpha dropped), or UserInputError naming what is wrong."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise UserInputError(f"images must be uint8 N x H x W x 3 arrays, got dtype {images.dtype}")
@@ -183,7 +184,7 @@ class FeatureExtractor(abc.ABC):
 
     def extract(self, images_uint8_NHWC: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Features of the images, float64 (N, D), in input order."""
-        images = _as_rgb_uint8(images_uint8_NHWC)
+        images = as_rgb_uint8(images_uint8_NHWC)
         self.passes += 1
         if len(images) == 0:
             return np.zeros((0, self.dim), dtype=np.float64)

@@ -7,16 +7,18 @@ import numpy as np
 KID_MAX_SUBSET = 1000
 
 
-def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's cubic polynomial kernel (x·y / d + 1)^3 between the rows of ``x`` and ``y``."""
     return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD^2 estimate between equal-size samples x and y with k(a, b) = (a.b / D + 1)^3."""
-    return _mmd2_from_kernels(_poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y))
+    return mmd2_from_kernels(poly_kernel(x, x), poly_kernel(y, y), poly_kernel(x, y))
 
 
-def _mmd2_from_kernels(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
+def mmd2_from_kernels(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
+    """Unbiased MMD² from the three kernel matrices (diagonals of kxx and kyy left out)."""
     m = len(kxx)
     sxx = kxx.sum() - np.trace(kxx)
     syy = kyy.sum() - np.trace(kyy)
@@ -39,14 +41,14 @@ def kid(feats_real: np.ndarray, feats_fake: np.ndarray, subset_size: int | None 
         raise ValueError(f"KID subset size {size} needs 2 <= size <= min(n_real={n_r}, n_fake={n_f})")
     full = n_r * n_r + n_f * n_f + n_r * n_f <= 3 * 4000 * 4000  # full kernels up to ~400 MB
     if full:
-        krr, kff, kfr = _poly_kernel(fr, fr), _poly_kernel(ff, ff), _poly_kernel(ff, fr)
+        krr, kff, kfr = poly_kernel(fr, fr), poly_kernel(ff, ff), poly_kernel(ff, fr)
     rng = np.random.RandomState(seed)
     vals = np.empty(subsets)
     for i in range(subsets):
         fi = rng.choice(n_f, size, replace=False)
         ri = rng.choice(n_r, size, replace=False)
         if full:
-            vals[i] = _mmd2_from_kernels(kff[np.ix_(fi, fi)], krr[np.ix_(ri, ri)], kfr[np.ix_(fi, ri)])
+            vals[i] = mmd2_from_kernels(kff[np.ix_(fi, fi)], krr[np.ix_(ri, ri)], kfr[np.ix_(fi, ri)])
         else:
             vals[i] = mmd2_unbiased(ff[fi], fr[ri])
     return float(vals.mean()), float(vals.std())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def euclidean_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of ``a`` and of ``b`` (len(a) x len(b))."""
     from sklearn.metrics import pairwise_distances
 
     return pairwise_distances(a, b, metric="euclidean", n_jobs=1)
@@ -13,7 +14,7 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def knn_radii(feats: np.ndarray, k: int) -> np.ndarray:
     """Distance from each point to its k-th nearest other point in the same set."""
-    return _kth_other(_pairwise(feats, feats), k)
+    return _kth_other(euclidean_distances(feats, feats), k)
 
 
 def _kth_other(d: np.ndarray, k: int) -> np.ndarray:
@@ -32,7 +33,7 @@ def prdc(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 5) -> dict[str
     real, fake = np.asarray(real_feats, np.float64), np.asarray(fake_feats, np.float64)
     if len(real) <= k or len(fake) <= k:
         raise ValueError(f"PRDC with k={k} needs more than {k} images per set (real {len(real)}, fake {len(fake)})")
-    return prdc_from_distances(_pairwise(real, real), _pairwise(fake, fake), _pairwise(real, fake), k)
+    return prdc_from_distances(euclidean_distances(real, real), euclidean_distances(fake, fake), euclidean_distances(real, fake), k)
 
 
 def prdc_from_distances(d_rr: np.ndarray, d_ff: np.ndarray, d_rf: np.ndarray, k: int = 5) -> dict[str, float]:

@@ -15,8 +15,8 @@ from typing import Iterable
 import numpy as np
 
 from .frechet import fid_from_features
-from .kid import _mmd2_from_kernels, _poly_kernel
-from .prdc import _pairwise, prdc_from_distances
+from .kid import mmd2_from_kernels, poly_kernel
+from .prdc import euclidean_distances, prdc_from_distances
 
 DEFAULT_SUBSETS = 50
 DEFAULT_FRACTION = 0.5
@@ -69,16 +69,16 @@ def subsampled(fr: np.ndarray, ff: np.ndarray, strata: list[Stratum], metrics: I
     m_total = sum(s.m for s in local)
     out: dict[str, list[float]] = {}
     if "kid" in want:
-        krr, kff, kfr = _poly_kernel(a, a), _poly_kernel(b, b), _poly_kernel(b, a)
+        krr, kff, kfr = poly_kernel(a, a), poly_kernel(b, b), poly_kernel(b, a)
     if "prdc" in want:
-        drr, dff, drf = _pairwise(a, a), _pairwise(b, b), _pairwise(a, b)
+        drr, dff, drf = euclidean_distances(a, a), euclidean_distances(b, b), euclidean_distances(a, b)
     rng = np.random.default_rng(seed)
     for _ in range(int(subsets)):
         ri, fi = draw(local, rng)
         if "fd" in want and m_total >= 2:
             out.setdefault("fd", []).append(fid_from_features(a[ri], b[fi]))
         if "kid" in want and m_total >= 2:
-            out.setdefault("kid", []).append(_mmd2_from_kernels(kff[np.ix_(fi, fi)], krr[np.ix_(ri, ri)], kfr[np.ix_(fi, ri)]))
+            out.setdefault("kid", []).append(mmd2_from_kernels(kff[np.ix_(fi, fi)], krr[np.ix_(ri, ri)], kfr[np.ix_(fi, ri)]))
         if "prdc" in want and m_total > k:
             vals = prdc_from_distances(drr[np.ix_(ri, ri)], dff[np.ix_(fi, fi)], drf[np.ix_(ri, fi)], k)
             for name, v in vals.items():

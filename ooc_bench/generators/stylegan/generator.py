@@ -396,7 +396,7 @@ class StyleGAN2ADA(Generator):
     def save(self, path: Path) -> None:
         """``config.json`` + ``state.json`` + ``G_ema``/``G``/``D`` safetensors (no pickle)."""
         from ...atomic import write_json
-        from .trainer import _save_module
+        from .trainer import save_module
 
         path = Path(path)
         super().save(path)
@@ -406,14 +406,14 @@ class StyleGAN2ADA(Generator):
             if self.G_ema is None:
                 raise UserInputError("gan: nothing to save; call fit() first")
             for name in ("G_ema", "G", "D"):
-                _save_module(getattr(self, name), path / f"{name}.safetensors")
+                save_module(getattr(self, name), path / f"{name}.safetensors")
         else:
             from ...hashing import file_hash
             state["gan_pkl_hash"] = file_hash(self.config["gan_pkl"])
         write_json(path / "state.json", state)
 
     def load_state(self, path: Path) -> None:
-        from .trainer import _load_module, build_networks
+        from .trainer import load_module, build_networks
 
         path = Path(path)
         state = json.loads((path / "state.json").read_text())
@@ -428,6 +428,6 @@ class StyleGAN2ADA(Generator):
         self.G_ema = copy.deepcopy(self.G)  # same architecture; weights come from the file (no second D built)
         for name in ("G_ema", "G", "D"):
             module = getattr(self, name)
-            _load_module(module, path / f"{name}.safetensors")
+            load_module(module, path / f"{name}.safetensors")
             module.to(device).eval().requires_grad_(False)
         self._centers = {}

@@ -35,7 +35,8 @@ def build_networks(cfg: dict[str, Any], c_dim: int) -> tuple[Generator, Discrimi
     return G, D
 
 
-def _save_module(module: torch.nn.Module, path: Path) -> None:
+def save_module(module: torch.nn.Module, path: Path) -> None:
+    """Write a module's state dict to ``path`` as safetensors."""
     from safetensors.torch import save_file
 
     from ...atomic import atomic_path
@@ -44,7 +45,8 @@ def _save_module(module: torch.nn.Module, path: Path) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp))
 
 
-def _load_module(module: torch.nn.Module, path: Path) -> None:
+def load_module(module: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors state dict written by :func:`save_module` into ``module``."""
     from safetensors.torch import load_file
 
     module.load_state_dict(load_file(str(path)))
