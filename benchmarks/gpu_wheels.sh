@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download the wheels benchmarks/gpu_suite.py needs on a GPU machine whose own Python lacks them (no network there).
 #
-#   bash benchmarks/gpu_wheels.sh [DIR]          # default DIR: .whl (ignored by git: add it to .git/info/exclude)
+#   bash benchmarks/gpu_wheels.sh [DIR]          # default DIR: .whl (ignored by git; a device run names it in carry)
 #
 # On the GPU machine (Python 3.12 with torch, timm, peft, transformers, accelerate already installed):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl
