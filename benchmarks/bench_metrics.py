@@ -3,7 +3,7 @@
 torch-fidelity's ``calculate_metrics`` is called once per synthetic set (2k feature passes, the extractor built
 k times); ooc-bench extracts the reference once and each set once (k+1 passes, cold) or nothing at all (warm,
 features cached on disk). Same PNG folders, same (randomly initialised, non-degenerate) Inception weights,
-ooc-bench with ``resize="torch-fidelity"`` so both see identical network inputs; FID and KID are compared.
+ooc-bench with ``resize_mode="torch-fidelity"`` so both see identical network inputs; FID and KID are compared.
 
     nice -n 10 .venv/bin/python benchmarks/bench_metrics.py [--n 20] [--sets 5] [--size 32] [--repeats 3]
 """
@@ -103,7 +103,7 @@ def main() -> None:
 
     def ours(cache: FeatureCache) -> tuple[list[tuple[float, float]], int]:
         _ext._SHA_MEMO.clear()  # every run hashes the weights file, as a new process would
-        ext = create_extractor("inception", weights=str(weights), resize="torch-fidelity")
+        ext = create_extractor("inception", weights=str(weights), resize_mode="torch-fidelity")
         ext.extract = timed(ext.extract, "ours_extract")
         real = (_read(work / "real"), None)
         out = []

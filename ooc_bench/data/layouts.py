@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..atomic import atomic_path, write_text
+from ..atomic import write_text
 from ..errors import UserInputError
 from .results import read_csv
 from .spec import BASELINE

@@ -11,9 +11,9 @@ import numpy as np
 from ...config import build, option, to_dict
 from ...errors import UserInputError
 from ..base import Generator, TrainingSet
-from .pipeline import DEFAULT_SD_MODEL, SAMPLERS, load_sd_pipeline, resolve_sd_model, set_sampler, to_uint8
+from .pipeline import SAMPLERS, load_sd_pipeline, resolve_sd_model, set_sampler, to_uint8
 from .prompts import THESIS_TEMPLATE, class_template
-from .sd import SourcesMixin, check_prompt
+from .sd import SDBaseConfig, SourcesMixin, check_prompt
 
 SOURCES_DIR = "sources"
 STRENGTH_CONVENTIONS = ("webui", "diffusers")
@@ -49,14 +49,10 @@ def webui_sigmas(alphas_cumprod: Any, steps: int, strength: float) -> list[float
 
 
 @dataclass
-class Img2ImgConfig:
+class Img2ImgConfig(SDBaseConfig):
     """Settings of the `sd-img2img` generator: defaults, types, ranges and help in one place."""
 
-    sd_model: str = option(DEFAULT_SD_MODEL, "hub id, local diffusers folder or single-file checkpoint")
-    sd_config: str | None = option(None, "for a single-file sd_model: a local diffusers folder with the configs and "
-                                         "tokenizer (offline loading)", runtime=True)
     prompt: str | dict[str, str] = option(THESIS_TEMPLATE, "prompt template ({label}, metadata fields) or one per class")
-    negative_prompt: str = option("", "negative prompt")
     strength: float = option(0.15, "denoising strength (the thesis: 0.10 and 0.15), meant as strength_convention says",
                              low=0.0, high=1.0, low_open=True)
     strength_convention: str = option("webui", "webui: int(steps*strength)+1 steps as in AUTOMATIC1111; diffusers: "

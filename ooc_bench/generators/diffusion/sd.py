@@ -67,14 +67,20 @@ def check_prompt(prompt: Any) -> None:
 
 
 @dataclass
-class SDConfig:
-    """Settings of the `sd` generator (Stable Diffusion + LoRA): defaults, types, ranges and help in one place."""
+class SDBaseConfig:
+    """The settings both Stable Diffusion generators (`sd`, `sd-img2img`) share: which base model, the negative prompt."""
 
     sd_model: str = option(DEFAULT_SD_MODEL, "hub id, local diffusers folder or single-file checkpoint")
     sd_config: str | None = option(None, "for a single-file sd_model: a local diffusers folder with the configs and "
                                          "tokenizer (offline loading)", runtime=True)
-    prompt: str | dict[str, str] = option(DEFAULT_SD_TEMPLATE, "prompt template ({label}, metadata fields) or one per class")
     negative_prompt: str = option("", "negative prompt")
+
+
+@dataclass
+class SDConfig(SDBaseConfig):
+    """Settings of the `sd` generator (Stable Diffusion + LoRA): defaults, types, ranges and help in one place."""
+
+    prompt: str | dict[str, str] = option(DEFAULT_SD_TEMPLATE, "prompt template ({label}, metadata fields) or one per class")
     resolution: int = option(512, "training and sampling resolution (px)", low=8)
     rank: int = option(8, "LoRA rank", low=1)
     alpha: float | None = option(None, "LoRA alpha (none: = rank)", low=0.0, low_open=True)
