@@ -11,7 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..atomic import atomic_path
+from .results import as_float as _f
 from .spec import BASELINE
+
 
 PNG_DPI = 300
 #: downstream metrics that live in [0, 1] (intervals and axes are clipped to it)
@@ -21,13 +23,6 @@ _UNIT_METRICS = re.compile(r"^(accuracy|balanced_accuracy|roc_auc|pr_auc|average
 def metric_range(metric: str) -> tuple[float, float] | None:
     """The range a downstream metric can take ((0, 1) for accuracy, F1, AUC …), or None when unbounded."""
     return (0.0, 1.0) if _UNIT_METRICS.match(metric) else None
-
-
-def _f(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _t(text: Any) -> str:

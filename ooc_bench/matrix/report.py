@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..atomic import write_text
 from ..errors import UserInputError
+from .results import as_float as _f
 from .results import read_csv
 from .spec import BASELINE
 from .stats import paired_compare
@@ -20,13 +21,6 @@ QUALITY_METRICS = [("fd", "FD"), ("fid", "FID"), ("kid", "KID"), ("precision", "
                    ("density", "density"), ("coverage", "coverage"), ("nearcopy_share", "near-copy share"),
                    ("nearcopy_expected", "near-copy expected"), ("class_fidelity", "class fidelity")]
 _LEGACY_METRICS = {"kid_mean": "kid"}  # quality.csv written before intervals and identity columns
-
-
-def _f(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _fmt(x: float, digits: int = 3) -> str:

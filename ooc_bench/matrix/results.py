@@ -31,6 +31,14 @@ SUMMARY_COLUMNS = ["model", "generator", "protocol", "ratio", "metric", "n", "me
                    "prob_improvement", "n_generator_fits", "val_mean"]
 
 
+def as_float(x: Any) -> float:
+    """A CSV cell as a float: NaN for an empty or non-numeric cell (results written by any version read back)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def write_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
     """Atomically write rows (missing keys empty, floats with full precision)."""
     buf = io.StringIO()

@@ -13,13 +13,8 @@ from pathlib import Path
 from typing import Any, Union
 
 from ..errors import UserInputError
+from .results import as_float as _f
 from .spec import BASELINE
-
-def _f(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _nan(x: float) -> bool:
@@ -82,13 +77,19 @@ def latex_escape(text: str) -> str:
     return "".join(out)
 
 
-def _num_tex(x: float, digits: int, signed: bool = False) -> str:
+def _number(x: float, digits: int, signed: bool, minus: str, plus: str, missing: str) -> str:
+    """``x`` rounded to ``digits``, with a real minus sign (none for a value that rounds to zero) and, when
+    ``signed``, a plus sign; ``missing`` for NaN."""
     if _nan(x):
-        return "--"
+        return missing
     s = f"{abs(x):.{digits}f}"
     if x < 0 and float(s) != 0:
-        return "$-$" + s
-    return ("$+$" + s) if signed else s
+        return minus + s
+    return (plus + s) if signed else s
+
+
+def _num_tex(x: float, digits: int, signed: bool = False) -> str:
+    return _number(x, digits, signed, "$-$", "$+$", "--")
 
 
 def _cell_tex(c: Cell) -> str:
@@ -126,12 +127,7 @@ def markdown_escape(text: str) -> str:
 
 
 def _num_txt(x: float, digits: int, signed: bool = False) -> str:
-    if _nan(x):
-        return "–"
-    s = f"{abs(x):.{digits}f}"
-    if x < 0 and float(s) != 0:
-        return "−" + s
-    return ("+" + s) if signed else s
+    return _number(x, digits, signed, "−", "+", "–")
 
 
 def cell_text(c: Cell, marker: str = "*") -> str:
