@@ -84,6 +84,7 @@ def test_cells_have_ci_markers_n_and_minus_signs(runs):
     q = (adjusted / "tables" / "quality.tex").read_text()
     header = next(line for line in q.splitlines() if line.startswith("generator &"))
     assert "n/subset fake/real" in header and "FD" in header and "tab:thesis-run-quality" in q
+    assert "reference images (test split)" in q  # the distances' split only, not near-copy's train set
     aug_q = next(line for line in q.splitlines() if line.startswith("aug &")).rstrip(" \\").split(" & ")
     assert aug_q[1] == "12.5 {[}11, 14{]}" and "96/40" in aug_q  # the n FD used (96), not near-copy's 168
     assert "$-$0.0042 {[}$-$0.009, 0.0011{]}" in q  # a negative KID with real minus signs

@@ -324,13 +324,12 @@ def quality(quality_rows: list[dict[str, Any]], run: str, per_class: bool = Fals
     the n each distance was computed at) with a caption and a label, for LaTeX/Markdown/HTML."""
     from .report import quality_table
 
-    import inspect
-
-    one_line = {"sep": " "} if "sep" in inspect.signature(quality_table).parameters else {}
-    header, rows = quality_table(quality_rows, per_class=per_class, **one_line)
+    header, rows = quality_table(quality_rows, per_class=per_class, sep=" ")
     numeric = [h not in ("generator", "class", "features") for h in header]
     cells: list[list[Cell]] = [[NumText(c) if n else c for c, n in zip(r, numeric)] for r in rows]
-    refs = sorted({str(r["reference"]) for r in quality_rows if r.get("reference")})
+    # the split the distances compare with (class-fidelity and near-copy rows name their judge / train set there)
+    refs = sorted({str(r["reference"]) for r in quality_rows if r.get("reference")
+                   and not str(r.get("metric", "")).startswith(("nearcopy", "nn_dist", "class_fidelity"))})
     ref = f" ({', '.join(refs)} split)" if refs else ""
     caption = (f"Synthetic-image quality{' per class' if per_class else ''} against the real reference images{ref}: "
                "value [95 % interval where the metric has one]; (floor): held-out real images scored like a generator, "
