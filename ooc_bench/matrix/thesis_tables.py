@@ -328,8 +328,8 @@ def quality(quality_rows: list[dict[str, Any]], run: str, per_class: bool = Fals
     numeric = [h not in ("generator", "class", "features") for h in header]
     cells: list[list[Cell]] = [[NumText(c) if n else c for c, n in zip(r, numeric)] for r in rows]
     # the split the distances compare with (class-fidelity and near-copy rows name their judge / train set there)
-    refs = sorted({str(r["reference"]) for r in quality_rows if r.get("reference")
-                   and not str(r.get("metric", "")).startswith(("nearcopy", "nn_dist", "class_fidelity"))})
+    distances = {"fd", "fid", "fd_inf", "kid", "kid_mean", "precision", "recall", "density", "coverage"}
+    refs = sorted({str(r["reference"]) for r in quality_rows if r.get("reference") and r.get("metric") in distances})
     ref = f" ({', '.join(refs)} split)" if refs else ""
     caption = (f"Synthetic-image quality{' per class' if per_class else ''} against the real reference images{ref}: "
                "value [95 % interval where the metric has one]; (floor): held-out real images scored like a generator, "
