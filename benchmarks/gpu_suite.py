@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -104,11 +105,25 @@ def _peak_mib(device: Any) -> float | None:
 
 
 def _missing(section: str) -> list[str]:
-    return [name for name in NEEDS[section] if importlib.util.find_spec(name) is None]
+    """The packages a section needs that are absent, or present but not importable for want of one of their own
+    (diffusers without requests, say): that one is named, with the package that needs it."""
+    out = []
+    for name in NEEDS[section]:
+        if importlib.util.find_spec(name) is None:
+            out.append(name)
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # ModuleNotFoundError and importlib.metadata.PackageNotFoundError included
+            found = re.search(r"'([A-Za-z0-9_.-]+)' distribution", str(exc))
+            dep = found.group(1) if found else (getattr(exc, "name", None) or "").split(".")[0]
+            out.append(f"{dep} (needed by {name})" if dep and dep != name else
+                       f"{name} (import fails: {str(exc).splitlines()[0][:160]})")
+    return out
 
 
 def _wheel_hint(names: list[str]) -> str:
-    pip_names = " ".join(n.replace("_", "-") for n in names)
+    pip_names = " ".join(n.split(" (")[0].replace("_", "-") for n in names)
     return (f"missing Python package(s): {', '.join(names)}; install them (offline: `pip download --no-deps "
             f"{pip_names}` on a machine with network, copy the wheels over, `pip install --no-deps WHEELS`)")
 
@@ -506,9 +521,13 @@ def _quiet_libraries() -> None:
     """No per-file loading bars from diffusers / transformers in the suite's log."""
     for mod in ("diffusers.utils.logging", "transformers.utils.logging"):
         if importlib.util.find_spec(mod.split(".")[0]) is not None:
-            lib = importlib.import_module(mod)
-            lib.disable_progress_bar()
-            lib.set_verbosity_error()
+            try:
+                lib = importlib.import_module(mod)
+            except Exception:  # noqa: BLE001 - a package that cannot be imported is named by its section (_missing)
+                lib = None
+            if lib is not None:
+                lib.disable_progress_bar()
+                lib.set_verbosity_error()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -91,6 +91,26 @@ def test_missing_package_is_named_and_fails(gpu_suite, tmp_path, monkeypatch, ca
     assert "no_such_package_xyz" in capsys.readouterr().out
 
 
+def test_package_whose_own_dependency_is_missing_names_that_dependency(gpu_suite, tmp_path, monkeypatch, capsys):
+    # diffusers without requests: found by find_spec, but its import raises; the suite names requests, runs on
+    lib = tmp_path / "lib"
+    (lib / "needs_module_xyz").mkdir(parents=True)
+    (lib / "needs_module_xyz" / "__init__.py").write_text("import absent_module_xyz\n")
+    (lib / "needs_dist_xyz").mkdir()
+    (lib / "needs_dist_xyz" / "__init__.py").write_text(  # what diffusers' import-time version check raises
+        "import importlib.metadata\nraise importlib.metadata.PackageNotFoundError(\"The 'absent_dist_xyz' "
+        "distribution was not found and is required by this application.\")\n")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.setitem(gpu_suite.NEEDS, "sd", ("needs_module_xyz", "needs_dist_xyz"))
+    rc = gpu_suite.main(["--out", str(tmp_path / "out"), "--quick", "--device", "cpu", "--only", "sd"])
+    assert rc == 1
+    sd = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())["sections"]["sd"]
+    assert sd["status"] == "missing"
+    for named in ("absent_module_xyz (needed by needs_module_xyz)", "absent_dist_xyz (needed by needs_dist_xyz)"):
+        assert named in sd["error"]
+    assert "pip download --no-deps absent-module-xyz absent-dist-xyz`" in capsys.readouterr().out
+
+
 def test_bad_options_fail_fast(gpu_suite, tmp_path, capsys):
     assert gpu_suite.main(["--out", str(tmp_path), "--only", "gan,nope"]) == 2
     assert "nope" in capsys.readouterr().err
