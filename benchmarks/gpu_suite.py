@@ -40,8 +40,9 @@ if importlib.util.find_spec("ooc_bench") is None:  # a GPU machine's own Python:
 
 SECTIONS = ("classifiers", "gan", "sd", "features")
 # packages each section needs beyond torch (the GPU machine's Python may lack some: bring them as wheels)
-NEEDS = {"classifiers": ("timm",), "gan": (), "sd": ("diffusers", "transformers", "peft", "safetensors"),
-         "features": ("torch_fidelity", "timm", "safetensors")}
+NEEDS = {"classifiers": ("timm", "sklearn"), "gan": ("scipy",),
+         "sd": ("diffusers", "transformers", "peft", "safetensors"), "features": ("torch_fidelity", "timm", "safetensors")}
+PIP_NAMES = {"sklearn": "scikit-learn"}  # import name -> distribution name, where they differ beyond - and _
 # published reference figures the measured ones are compared with (what each anchor is, in words)
 ANCHORS = {
     "classifiers": "timm: MobileNetV2 training with AMP about 1,800 img/s on one RTX 3090 at 224 px",
@@ -123,7 +124,8 @@ def _missing(section: str) -> list[str]:
 
 
 def _wheel_hint(names: list[str]) -> str:
-    pip_names = " ".join(n.split(" (")[0].replace("_", "-") for n in names)
+    bare = (n.split(" (")[0] for n in names)
+    pip_names = " ".join(PIP_NAMES.get(n, n).replace("_", "-") for n in bare)
     return (f"missing Python package(s): {', '.join(names)}; install them (offline: `pip download --no-deps "
             f"{pip_names}` on a machine with network, copy the wheels over, `pip install --no-deps WHEELS`)")
 
