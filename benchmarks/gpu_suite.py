@@ -117,9 +117,12 @@ def _missing(section: str) -> list[str]:
             importlib.import_module(name)
         except ImportError as exc:  # ModuleNotFoundError and importlib.metadata.PackageNotFoundError included
             found = re.search(r"'([A-Za-z0-9_.-]+)' distribution", str(exc))
-            dep = found.group(1) if found else (getattr(exc, "name", None) or "").split(".")[0]
-            out.append(f"{dep} (needed by {name})" if dep and dep != name else
-                       f"{name} (import fails: {str(exc).splitlines()[0][:160]})")
+            dep = found.group(1) if found else \
+                (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+            if dep and dep != name and (found or importlib.util.find_spec(dep) is None):
+                out.append(f"{dep} (needed by {name})")
+            else:  # "cannot import name X from Y": a version that does not match the installed packages
+                out.append(f"{name} (import fails, version mismatch?: {str(exc).splitlines()[0][:160]})")
     return out
 
 

@@ -100,15 +100,19 @@ def test_package_whose_own_dependency_is_missing_names_that_dependency(gpu_suite
     (lib / "needs_dist_xyz" / "__init__.py").write_text(  # what diffusers' import-time version check raises
         "import importlib.metadata\nraise importlib.metadata.PackageNotFoundError(\"The 'absent_dist_xyz' "
         "distribution was not found and is required by this application.\")\n")
+    (lib / "mismatched_xyz").mkdir()  # peft 0.17 under transformers 5: a name its dependency no longer has
+    (lib / "mismatched_xyz" / "__init__.py").write_text("from json import no_such_name_xyz\n")
     monkeypatch.syspath_prepend(str(lib))
-    monkeypatch.setitem(gpu_suite.NEEDS, "sd", ("needs_module_xyz", "needs_dist_xyz"))
+    monkeypatch.setitem(gpu_suite.NEEDS, "sd", ("needs_module_xyz", "needs_dist_xyz", "mismatched_xyz"))
     rc = gpu_suite.main(["--out", str(tmp_path / "out"), "--quick", "--device", "cpu", "--only", "sd"])
     assert rc == 1
     sd = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())["sections"]["sd"]
     assert sd["status"] == "missing"
     for named in ("absent_module_xyz (needed by needs_module_xyz)", "absent_dist_xyz (needed by needs_dist_xyz)"):
         assert named in sd["error"]
-    assert "pip download --no-deps absent-module-xyz absent-dist-xyz`" in capsys.readouterr().out
+    assert "mismatched_xyz (import fails, version mismatch?: cannot import name 'no_such_name_xyz'" in sd["error"]
+    assert "json (needed by" not in sd["error"]  # json is there: not named as missing
+    assert "pip download --no-deps absent-module-xyz absent-dist-xyz mismatched-xyz`" in capsys.readouterr().out
 
 
 def test_bad_options_fail_fast(gpu_suite, tmp_path, capsys):
