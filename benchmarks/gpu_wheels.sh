@@ -9,12 +9,14 @@
 # Versions are the ones constraints.txt pins; all of these are pure-Python wheels today. The tags asked for are the
 # GPU machine's (CPython 3.12, manylinux x86_64), so a compiled package added to the list gets the wheel that runs
 # there, not one for this machine's Python. Their other needs (requests, tqdm, scipy, ...) are in that image.
+# peft is carried although that image has one, of unknown version: diffusers 0.42 needs peft >= 0.15
+# (peft.helpers.disable_input_dtype_casting) and transformers 5 one newer than 0.17 (HybridCache is gone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-.whl}
 mkdir -p "$dir"
 pins=()
-for name in diffusers torch_fidelity submitit openpyxl et_xmlfile clean-fid; do
+for name in diffusers peft torch_fidelity submitit openpyxl et_xmlfile clean-fid; do
   pin=$(grep -i -E "^${name//_/[-_]}==" constraints.txt || true)
   [ -n "$pin" ] || { echo "gpu_wheels: $name is not pinned in constraints.txt" >&2; exit 2; }
   pins+=("$pin")
