@@ -24,6 +24,8 @@ instance mask), two classes: ``nucleus`` (centred on an annotated nucleus) and `
 centre within 8 px), 8 dihedral copies of each patch, split by source patch (no copy of a test patch is trained
 on). The wheel is read as a zip file, never installed; it is fetched once with ``pip download --no-deps`` into
 ``--cache`` when it is not there (or pass ``--stardist-wheel FILE``).
+``demo16`` / ``demo32`` — the built-in demo data set of ``make demo`` (480 procedural culture images, ``good`` /
+``bad``, made in the cache folder on first use), grouped by culture date.
 
 Writes ``OUT/quality.csv`` (one row per generator x budget, rewritten after each budget), ``OUT/quality.png``
 (class fidelity, FD and spread ratio against fit CPU minutes), ``OUT/samples/<gen>_<budget>.png`` (one row
@@ -48,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-DATASETS = ("digits8", "digits16", "digits32", "nuclei16", "nuclei32")
+DATASETS = ("digits8", "digits16", "digits32", "nuclei16", "nuclei32", "demo16", "demo32")
 BUDGET_KEYS = {"gan": "kimg", "ddpm": "steps"}  # the setting that measures training length, per generator
 HARNESS_DEFAULTS = {"gan": {"verbose": False}}  # quiet progress bars in logs; overridable with --param
 DEVICE_GENERATORS = ("gan", "ddpm", "sd", "sd-img2img")
@@ -200,6 +202,28 @@ def load_nuclei_data(size: int, wheel: Path, patch: int = 32, seed: int = 0) -> 
     return np.stack(ims), np.array(labels, np.int64), np.array(groups), ["nucleus", "background"]
 
 
+def load_demo_data(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The built-in demo set (the one `make demo` uses, made on first use), all splits, grouped by culture date.
+
+    The harness splits per class, so within a class no date is on both sides, but a date's good and bad images can
+    fall on different sides (the judge's ceiling on ``demo*`` is therefore a little optimistic, as on the demo's
+    own official split)."""
+    from ooc_bench.data import load_dataset, make_demo
+    from ooc_bench.data.decode import decode_resized
+    from ooc_bench.matrix.run import demo_data_path
+
+    root = demo_data_path()
+    if not (root / ".complete").exists():
+        make_demo(root, seed=0)
+        (root / ".complete").write_text("ok\n")
+    ds = load_dataset(root)
+    ims = np.stack([decode_resized(r.path, size) for r in ds.records])
+    labels = np.array([ds.classes.index(r.label) for r in ds.records], np.int64)
+    dates = sorted({Path(r.path).stem.split("_")[0] for r in ds.records})
+    groups = np.array([dates.index(Path(r.path).stem.split("_")[0]) for r in ds.records])
+    return ims, labels, groups, list(ds.classes)
+
+
 def dataset_size(name: str) -> int:
     """Image size in a data set's name (``digits16`` -> 16)."""
     return int(name.rstrip("0123456789") and name[len(name.rstrip("0123456789")):])
@@ -210,6 +234,8 @@ def load_dataset(name: str, args: argparse.Namespace) -> tuple[np.ndarray, np.nd
     size = dataset_size(name)
     if name.startswith("digits"):
         return load_digits_data(size)
+    if name.startswith("demo"):
+        return load_demo_data(size)
     return load_nuclei_data(size, stardist_wheel(args.cache, args.stardist_wheel))
 
 
@@ -388,7 +414,8 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
     val = np.zeros(len(y_tr), bool)
     val[rng.permutation(len(y_tr))[: max(k, len(y_tr) // 7)]] = True  # early-stopping slice of the TRAIN split
     judge_cfg = TrainConfig(model="cnn", pretrained=False, epochs=args.judge_epochs, batch_size=64,
-                            img_size=max(32, size), augment=args.dataset.startswith("nuclei"), device="cpu", patience=4)
+                            img_size=max(32, size), augment=not args.dataset.startswith("digits"), device="cpu",
+                            patience=4 if args.dataset.startswith("digits") else 8)
     judge = train_classifier(train=(x_tr[~val], y_tr[~val]), val=(x_tr[val], y_tr[val]), test=(x_te, y_te),
                              classes=classes, config=judge_cfg, seed=args.seed)
     judge_cpu = time.process_time() - t0

@@ -76,6 +76,20 @@ def test_ddpm_class_conditioning_and_presets():
         create_generator("ddpm", sampler="euler")
 
 
+def test_ddpm_auto_preset_and_batch_resolve_per_device():
+    """``preset = "auto"`` and ``batch_size = none`` are filled in for the device, and the filled-in values are hashed."""
+    from ooc_bench.matrix.resolve import resolve_generator
+
+    cpu = create_generator("ddpm", device="cpu").config
+    assert (cpu["preset"], cpu["batch_size"], cpu["learning_rate"]) == ("tiny", 16, 1e-3)
+    gpu = create_generator("ddpm", device="cuda").config  # resolving needs no GPU
+    assert (gpu["preset"], gpu["batch_size"], gpu["learning_rate"]) == ("small", 32, 2e-4)
+    given = create_generator("ddpm", device="cuda", preset="tiny", batch_size=8).config
+    assert (given["preset"], given["batch_size"], given["learning_rate"]) == ("tiny", 8, 1e-3)
+    (_, on_cpu), (_, on_cuda) = (resolve_generator("ddpm", {}, kind) for kind in ("cpu", "cuda"))
+    assert on_cpu["preset"] == "tiny" and on_cuda["preset"] == "small" and "device" not in on_cpu
+
+
 def test_ddpm_v_prediction_and_guidance(digits):
     gen = create_generator("ddpm", steps=1, prediction_type="v_prediction", guidance_scale=2.0,
                            **{**CFG, "checkpoint_every": 0})
@@ -86,18 +100,27 @@ def test_ddpm_v_prediction_and_guidance(digits):
 
 
 @pytest.fixture(scope="module")
-def digits16_fit():
-    """The default `ddpm` sampler after a short real-data fit: all scikit-learn digits at 16 px, tiny preset, 150 steps."""
+def digits16():
     from sklearn.datasets import load_digits
 
     from ooc_bench.data import resize_square
 
     d = load_digits()
     ims = np.stack([resize_square(np.repeat((im / 16 * 255).astype(np.uint8)[..., None], 3, -1), 16) for im in d.images])
-    train = TrainingSet.from_arrays(ims, d.target, [str(i) for i in range(10)])
-    gen = create_generator("ddpm", resolution=16, preset="tiny", steps=150, batch_size=16, flip="none", sample_steps=20,
-                           checkpoint_every=0, sample_every=0, device="cpu")
-    return gen.fit(train), ims
+    return TrainingSet.from_arrays(ims, d.target, [str(i) for i in range(10)]), ims
+
+
+def _fit150(train: TrainingSet, **config):
+    """A short real-data fit: all scikit-learn digits at 16 px, tiny preset, 150 steps."""
+    return create_generator("ddpm", resolution=16, preset="tiny", steps=150, batch_size=16, flip="none", sample_steps=20,
+                            checkpoint_every=0, sample_every=0, device="cpu", **config).fit(train)
+
+
+@pytest.fixture(scope="module")
+def digits16_fit(digits16):
+    """The sampler's regression case: an epsilon model (the old default) after the short fit."""
+    train, ims = digits16
+    return _fit150(train, prediction_type="epsilon"), ims
 
 
 def _sample_stats(gen) -> tuple[float, float]:
@@ -118,6 +141,16 @@ def test_ddpm_default_sampler_matches_real_pixel_statistics(digits16_fit):
     share, worst = _sample_stats(gen)
     assert abs(share - real_share) < 0.15, (share, real_share)
     assert worst < 6.0  # x_t stays at the scale of the initial noise (max |N(0,1)| over 768 values is ~4)
+
+
+def test_ddpm_defaults_v_prediction_matches_real_pixel_statistics(digits16):
+    """The default model (v-prediction) with the default sampler passes the same checks after the same short fit."""
+    train, real = digits16
+    gen = _fit150(train)
+    assert gen.config["prediction_type"] == "v_prediction" and gen.config["clip_x0"] is True
+    share, worst = _sample_stats(gen)
+    assert abs(share - float(np.isin(real, (0, 255)).mean())) < 0.15, share
+    assert worst < 6.0
 
 
 def test_ddpm_unclipped_sampler_is_caught_by_the_same_checks(digits16_fit):

@@ -40,6 +40,18 @@ def test_trivial_gan_ladder_writes_csv_plot_and_grids(harness, tmp_path):
         assert (out / name).stat().st_size > 0
 
 
+def test_demo_data_set_is_the_builtin_demo_grouped_by_date(harness, tmp_path, monkeypatch):
+    """``demo32`` is the data `make demo` runs on (made on first use), all splits, one group per culture date."""
+    monkeypatch.setenv("OOC_BENCH_CACHE", str(tmp_path / "cache"))
+    ims, labels, groups, classes = harness.load_dataset("demo32", None)
+    assert ims.shape == (480, 32, 32, 3) and ims.dtype == np.uint8 and sorted(classes) == ["bad", "good"]
+    assert set(labels.tolist()) == {0, 1} and (tmp_path / "cache" / "demo" / "ooc_demo_seed0" / ".complete").is_file()
+    test = harness._stratified_split(labels, groups, 1 / 3, 0)
+    for c in (0, 1):  # within a class no culture date is on both sides (the split is drawn per class)
+        assert not set(groups[test & (labels == c)]) & set(groups[~test & (labels == c)])
+    assert 0.2 < test.mean() < 0.45
+
+
 def test_pixel_spread_flags_a_collapsed_class(harness):
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)

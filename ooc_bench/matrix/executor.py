@@ -110,8 +110,15 @@ class Runner:
         n_gpu = _gpu_count()
         args = [(asdict(j), str(self.root), (i % n_gpu) if n_gpu else None) for i, j in enumerate(todo)]
         if self.executor == "local":
+            import warnings
+
             from joblib import Parallel, delayed
             from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+            # loky replaces a worker whose memory grew by > 300 MB (a torch job does) and warns from its manager
+            # thread when jobs are still queued; the queued jobs run on the new worker, so the warning is noise here.
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
+                                    category=UserWarning)
 
             try:
                 results = Parallel(n_jobs=self.jobs, backend="loky", return_as="generator_unordered")(

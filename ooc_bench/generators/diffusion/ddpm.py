@@ -46,17 +46,18 @@ class DDPMConfig:
     """Settings of the `ddpm` generator (defaults, types, ranges and help in one place)."""
 
     resolution: int = option(64, "working resolution (px)", choices=RESOLUTIONS)
-    preset: str = option("small", "UNet size preset", choices=tuple(PRESETS))
+    preset: str = option("auto", "UNet size preset (auto: small on CUDA, tiny on CPU)", choices=("auto", *PRESETS))
     steps: int = option(20000, "training steps", low=0)
-    batch_size: int = option(32, "training batch size", low=1)
+    batch_size: int | None = option(None, "training batch size (none: 32 on CUDA, 16 on CPU)", low=1)
     learning_rate: float | None = option(None, "AdamW learning rate (none: the preset's)", low=0.0, low_open=True)
     warmup: int = option(200, "linear learning-rate warm-up steps", low=0)
-    prediction_type: str = option("epsilon", "what the UNet predicts", choices=("epsilon", "v_prediction"))
+    prediction_type: str = option("v_prediction", "what the UNet predicts (v: well-posed at high noise; the digits "
+                                                  "comparison in docs/diffusion.md)", choices=("epsilon", "v_prediction"))
     beta_schedule: str = option("squaredcos_cap_v2", "noise schedule (a diffusers beta_schedule)")
     num_train_timesteps: int = option(1000, "diffusion timesteps of the training schedule", low=1)
     ema_decay: float = option(0.999, "EMA decay of the sampling weights", low=0.0, high=1.0)
     class_dropout: float = option(0.1, "share of training steps without the class (for guidance)", low=0.0, high=1.0)
-    guidance_scale: float = option(3.0, "classifier-free guidance scale (1: none; the default is chosen by the "
+    guidance_scale: float = option(1.5, "classifier-free guidance scale (1: none; the default is chosen by the "
                                         "digits sweep in docs/diffusion.md)", low=0.0)
     sample_steps: int = option(25, "sampler steps", low=1)
     sampler: str = option("dpm++", "sampler", choices=SAMPLERS)
@@ -87,7 +88,14 @@ class ClassConditionalDDPM(Generator):
     def __init__(self, **config: Any) -> None:
         c = build(DDPMConfig, config, "ddpm")  # names, types and ranges: one declaration, DDPMConfig
         cfg = to_dict(c)
-        cfg["learning_rate"] = float(c.learning_rate if c.learning_rate is not None else PRESETS[c.preset]["learning_rate"])
+        from ...runtime import pick_device
+
+        on_cuda = pick_device(c.device).type == "cuda"  # "auto" values are resolved for the device (and hashed so)
+        if cfg["preset"] == "auto":
+            cfg["preset"] = "small" if on_cuda else "tiny"  # small costs ~20x tiny per step (docs/diffusion.md)
+        if cfg["batch_size"] is None:
+            cfg["batch_size"] = 32 if on_cuda else 16
+        cfg["learning_rate"] = float(c.learning_rate if c.learning_rate is not None else PRESETS[cfg["preset"]]["learning_rate"])
         super().__init__(**cfg)
         self._model: Any = None  # EMA weights, used for sampling
         self.train_stats: dict[str, Any] = {}
