@@ -117,16 +117,31 @@ def test_loaded_generator_configs_are_typed(tmp_path):
     assert gan.config == {"kimg": 1.0, "mirror": True} and isinstance(gan.config["kimg"], float)
 
 
-def test_demo_spec_runs_end_to_end_with_budgets_shrunk_by_overrides(demo_root, tmp_path, capsys):
-    """The shipped demo spec, unchanged on disk, run through the CLI with --set overrides: every generator that can
-    run does (sd and sd-img2img are optional and have no weights here: skipped at pre-flight), every cell trains."""
+def _make_demo_command() -> tuple[dict[str, str], list[str]]:
+    """(environment assignments, ooc-bench arguments) of the Makefile's `demo` recipe."""
+    makefile = (SPECS[0].parents[1] / "Makefile").read_text().splitlines()
+    recipe = makefile[makefile.index("demo: $(STAMP)") + 1].split()
+    at = next(i for i, w in enumerate(recipe) if w.endswith("/ooc-bench"))
+    env = dict(w.split("=", 1) for w in recipe[:at])
+    return env, recipe[at + 1:]
+
+
+def test_demo_spec_runs_end_to_end_with_budgets_shrunk_by_overrides(demo_root, tmp_path, capsys, monkeypatch):
+    """`make demo`'s own command (the shipped demo spec, unchanged on disk, two one-thread workers) run through the CLI
+    with --set overrides: every generator that can run does (sd and sd-img2img are optional and have no weights here:
+    skipped at pre-flight), every cell trains."""
     import csv
 
     from tests.cli_helpers import run_cli
 
+    env, args = _make_demo_command()
+    assert args[:3] == ["run", "--spec", "benchmarks/demo.toml"] and "--jobs" in args
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    args[2] = str(SPECS[0].parent / "demo.toml")
     out = tmp_path / "demo"
     code, stdout, stderr = run_cli(
-        capsys, "run", "--spec", str(SPECS[0].parent / "demo.toml"), "--data", str(demo_root), "--out", str(out),
+        capsys, *args, "--data", str(demo_root), "--out", str(out),
         "--no-plots", "--set", "data.image_size=16", "--set", "generators.gan.resolution=16",
         "--set", "generators.gan.kimg=0.008", "--set", "generators.gan.batch_size=4", "--set", "generators.ddpm.resolution=16",
         "--set", "generators.ddpm.steps=1", "--set", "generators.ddpm.sample_steps=2",

@@ -53,7 +53,9 @@ class GanConfig:
                                        "one bilinear grid_sample, faster, leaks more)")
     mirror: bool = option(False, "x-flip the training images")
     truncation_psi: float = option(1.0, "truncation psi when sampling (1: none)", low=0.0)
-    noise_mode: str = option("const", "per-pixel noise when sampling", choices=("const", "random", "none"))
+    noise_mode: str = option("random", "per-pixel noise when sampling: random (seeded per image; what NVlabs' metrics "
+                                       "sample) | const (one fixed draw, NVlabs' generate.py) | none",
+                             choices=("const", "random", "none"))
     checkpoint_kimg: float | None = option(None, "kimg between checkpoints (none: kimg / 10, at most 50)", low=0.0,
                                            low_open=True, runtime=True)
     grid_kimg: float | None = option(None, "kimg between sample grids (none: kimg / 10, at most 50)", low=0.0,
