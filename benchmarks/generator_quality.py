@@ -17,7 +17,7 @@ fitted on the *train split* of a real data set that ships in a package, sampled 
   (cumulative: a larger budget resumes the previous fit from the same workdir unless ``--fresh``), plus
   ``fit_wall_s`` (wall time on a possibly shared machine) and ``judge_cpu_s``.
 
-Data sets (all offline once installed): ``digits8`` / ``digits16`` / ``digits32`` — scikit-learn ``load_digits``
+Data sets (all offline once installed): ``digits8`` / ``digits16`` / ``digits32`` / ``digits64`` — scikit-learn ``load_digits``
 (8x8, 10 classes) as they are or upscaled with the data layer's resize policy; ``nuclei16`` / ``nuclei32`` — 32x32 patches of the
 fluorescence nuclei image shipped in the ``stardist`` wheel (``stardist/data/images/img2d.tif`` and its
 instance mask), two classes: ``nucleus`` (centred on an annotated nucleus) and ``background`` (no nucleus
@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-DATASETS = ("digits8", "digits16", "digits32", "nuclei16", "nuclei32", "demo16", "demo32")
+DATASETS = ("digits8", "digits16", "digits32", "digits64", "nuclei16", "nuclei32", "demo16", "demo32")
 BUDGET_KEYS = {"gan": "kimg", "ddpm": "steps"}  # the setting that measures training length, per generator
 HARNESS_DEFAULTS = {"gan": {"verbose": False}}  # quiet progress bars in logs; overridable with --param
 DEVICE_GENERATORS = ("gan", "ddpm", "sd", "sd-img2img")
