@@ -219,8 +219,8 @@ def load_demo_data(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
     ds = load_dataset(root)
     ims = np.stack([decode_resized(r.path, size) for r in ds.records])
     labels = np.array([ds.classes.index(r.label) for r in ds.records], np.int64)
-    dates = sorted({Path(r.path).stem.split("_")[0] for r in ds.records})
-    groups = np.array([dates.index(Path(r.path).stem.split("_")[0]) for r in ds.records])
+    dates = [r.metadata["date"] for r in ds.records]  # parsed by the data layer's OOC layout
+    groups = np.unique(dates, return_inverse=True)[1]
     return ims, labels, groups, list(ds.classes)
 
 
