@@ -135,7 +135,9 @@ def fd_vs_delta(quality: list[dict[str, Any]], summary: list[dict[str, Any]], me
                         color=f"C{gi % 10}", capsize=3, ms=6, lw=1,
                         label=_t(gen) if r is next(iter(rr for rr in pts if rr["generator"] == gen)) else None)
             ax.annotate(_t(f"r={_f(r['ratio']):g}" + (f" {r['model']}" if len({p['model'] for p in pts}) > 1 else "")),
-                        (x, y), textcoords="offset points", xytext=(5, 4 + 9 * k), fontsize=7)  # points may coincide
+                        (x, y), textcoords="offset points", xytext=(6, 2 + 9 * (k // 2)) if k % 2 == 0 else
+                        (-6, 2 + 9 * (k // 2)), ha="left" if k % 2 == 0 else "right", fontsize=7)
+            # one generator's ratios share x (one FD per sample set): alternate right/left so close y's stay legible
     ax.axhline(0, color="grey", lw=1, ls="--", label="real only (Δ = 0)")
     floors = [g for g in fd if g.startswith("real-") and g != BASELINE]  # held-out real images scored like a generator
     for k, g in enumerate(sorted(floors)):
