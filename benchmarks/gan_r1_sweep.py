@@ -30,6 +30,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "benchmarks" / "generator_quality.py"
 METRICS = ("class_fidelity", "class_fidelity_min", "fd", "recall", "spread_ratio_min", "fit_cpu_s")
+# settings that a sweep varies or that do not change the training: runs differing only in these are compared
+NOT_A_VARIANT = ("r1_gamma", "seed", "kimg", "device", "verbose", "resolution")
+
+
+def variant(config: dict[str, Any]) -> str:
+    """The non-default settings a harness row was given besides γ, seed and budget ("" for none).
+
+    Rows are compared only within one variant, so a sweep with ``capacity=small`` is never paired with tiny runs.
+    """
+    from ooc_bench.config import defaults
+    from ooc_bench.generators.stylegan.generator import GanConfig
+
+    base = defaults(GanConfig)
+    return ", ".join(f"{k}={config[k]}" for k in sorted(config)
+                     if k not in NOT_A_VARIANT and config[k] != base.get(k, object()))
 
 
 class SweepError(Exception):
@@ -82,18 +97,25 @@ def harness_argv(args: argparse.Namespace, gamma: float, seed: int) -> list[str]
     return argv
 
 
-def effective_gamma(config: dict[str, Any]) -> float:
-    """The R1 γ a harness row trained with: its explicit ``r1_gamma``, else the default resolved from its config."""
+def effective_gamma(config: dict[str, Any], resolved: dict[str, Any] | None = None,
+                    default_floor: float | None = None) -> float:
+    """The R1 γ a harness row trained with: from its resolved config when recorded, else its explicit ``r1_gamma``,
+    else the default resolved from its settings, with ``default_floor`` in place of today's floor when given
+    (for CSVs written before the harness recorded resolved configs, by a version with another floor)."""
+    if resolved and resolved.get("r1_gamma") is not None:
+        return float(resolved["r1_gamma"])
     if config.get("r1_gamma") is not None:
         return float(config["r1_gamma"])
     from ooc_bench.generators.stylegan.generator import resolve_config
-    from ooc_bench.generators.stylegan.loss import default_r1_gamma
+    from ooc_bench.generators.stylegan.loss import ada_r1_gamma
 
     cfg = resolve_config(**config)
-    return default_r1_gamma(int(cfg["resolution"]), int(cfg["batch_size"]))
+    if default_floor is None:
+        return float(cfg["r1_gamma"])
+    return max(default_floor, ada_r1_gamma(int(cfg["resolution"]), int(cfg["batch_size"])))
 
 
-def load_rows(folders: list[Path]) -> list[dict[str, Any]]:
+def load_rows(folders: list[Path], default_floor: float | None = None) -> list[dict[str, Any]]:
     """Every gan row of the ``quality.csv`` files under ``folders``, with its γ and training seed."""
     rows = []
     for folder in folders:
@@ -103,8 +125,10 @@ def load_rows(folders: list[Path]) -> list[dict[str, Any]]:
                     if r["generator"] != "gan":
                         continue
                     config = json.loads(r["config"])
-                    row: dict[str, Any] = {"dataset": r["dataset"], "budget": float(r["budget"]),
-                                           "gamma": effective_gamma(config), "seed": int(config.get("seed", 0)),
+                    resolved = json.loads(r["resolved_config"]) if r.get("resolved_config") else None
+                    gamma = effective_gamma(config, resolved, default_floor)
+                    row: dict[str, Any] = {"dataset": r["dataset"], "variant": variant(config), "budget": float(r["budget"]),
+                                           "gamma": gamma, "seed": int(config.get("seed", 0)),
                                            "run": str(path.parent), "judge_real_acc": float(r["judge_real_acc"])}
                     row.update({m: float(r[m]) for m in METRICS})
                     rows.append(row)
@@ -112,29 +136,29 @@ def load_rows(folders: list[Path]) -> list[dict[str, Any]]:
 
 
 def summarise(rows: list[dict[str, Any]], reference: float | None = None) -> list[dict[str, Any]]:
-    """One row per (dataset, γ, budget): mean/min/max over seeds, and paired differences against ``reference``.
+    """One row per (dataset, variant, γ, budget): mean/min/max over seeds, and paired differences to ``reference``.
 
-    With no ``reference`` the smallest γ of each dataset is the reference. A (γ, seed, budget) measured
-    twice (the same run included twice) counts once.
+    With no ``reference`` the smallest γ of each dataset and variant is the reference. A (γ, seed, budget)
+    measured twice (the same run included twice) counts once.
     """
     unique: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        unique.setdefault((r["dataset"], r["gamma"], r["seed"], r["budget"]), r)
+        unique.setdefault((r["dataset"], r.get("variant", ""), r["gamma"], r["seed"], r["budget"]), r)
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for (ds, g, _s, b), r in sorted(unique.items()):
-        groups[(ds, g, b)].append(r)
+    for (ds, var, g, _s, b), r in sorted(unique.items()):
+        groups[(ds, var, g, b)].append(r)
     out = []
-    for (ds, g, b), members in sorted(groups.items()):
-        ref = reference if reference is not None else min(k[1] for k in groups if k[0] == ds)
+    for (ds, var, g, b), members in sorted(groups.items()):
+        ref = reference if reference is not None else min(k[2] for k in groups if k[:2] == (ds, var))
         cf = [m["class_fidelity"] for m in members]
-        row: dict[str, Any] = {"dataset": ds, "gamma": g, "budget": b, "n_seeds": len(members),
+        row: dict[str, Any] = {"dataset": ds, "variant": var, "gamma": g, "budget": b, "n_seeds": len(members),
                                "seeds": " ".join(str(m["seed"]) for m in members),
                                "class_fidelity_mean": statistics.fmean(cf), "class_fidelity_lo": min(cf),
                                "class_fidelity_hi": max(cf)}
         for m in METRICS[1:]:
             row[f"{m}_mean"] = statistics.fmean(x[m] for x in members)
         row["reference_gamma"] = ref
-        ref_by_seed = {x["seed"]: x["class_fidelity"] for x in groups.get((ds, ref, b), [])}
+        ref_by_seed = {x["seed"]: x["class_fidelity"] for x in groups.get((ds, var, ref, b), [])}
         paired = [m["class_fidelity"] - ref_by_seed[m["seed"]] for m in members if m["seed"] in ref_by_seed]
         row["n_paired"] = len(paired) if g != ref else 0
         row["delta_vs_reference_mean"] = statistics.fmean(paired) if paired and g != ref else math.nan
@@ -144,14 +168,14 @@ def summarise(rows: list[dict[str, Any]], reference: float | None = None) -> lis
 
 
 def to_markdown(summary: list[dict[str, Any]]) -> str:
-    """The summary as a Markdown table (one per dataset)."""
+    """The summary as Markdown tables, one per dataset and variant."""
     lines = []
-    for ds in sorted({s["dataset"] for s in summary}):
-        lines += [f"**{ds}**", "",
+    for ds, var in sorted({(s["dataset"], s["variant"]) for s in summary}):
+        lines += [f"**{ds}**" + (f" ({var})" if var else ""), "",
                   ("| γ | kimg | seeds | class fidelity mean [min, max] | worst class (mean) | FD (mean) "
                    "| recall (mean) | fit CPU-min (mean) | Δ class fidelity vs reference (higher / paired) |"),
                   "|---|---|---|---|---|---|---|---|---|"]
-        for s in (x for x in summary if x["dataset"] == ds):
+        for s in (x for x in summary if (x["dataset"], x["variant"]) == (ds, var)):
             if s["gamma"] == s["reference_gamma"]:
                 delta = "reference"
             elif s["n_paired"]:
@@ -192,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, each on one thread")
     ap.add_argument("--include", type=Path, action="append", default=[],
                     help="finished harness folders to add to the summary (repeatable)")
+    ap.add_argument("--default-floor", type=float, default=None,
+                    help="for rows that recorded neither a γ nor a resolved config: the floor of the version that "
+                         "wrote them (default: today's)")
     ap.add_argument("--summarise-only", action="store_true", help="train nothing; summarise OUT and --include")
     ap.add_argument("--out", type=Path, required=True, help="sweep folder")
     return ap
@@ -238,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = [f"{run_folder(args.out, g, s)}.log" for (g, s), c in zip(pairs, codes) if c != 0]
         for log in failed:
             print(f"run failed, see {log}", file=sys.stderr)
-    summary = summarise(load_rows([args.out, *args.include]), args.reference)
+    summary = summarise(load_rows([args.out, *args.include], args.default_floor), args.reference)
     write_summary(args.out, summary)
     print(to_markdown(summary))
     return 1 if failed else 0

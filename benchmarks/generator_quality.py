@@ -59,7 +59,7 @@ STARDIST = "stardist==0.9.2"
 COLUMNS = ["dataset", "generator", "budget_key", "budget", "fit_cpu_s", "fit_wall_s", "class_fidelity",
            "class_fidelity_min", "judge_real_acc", "fd", "fd_floor", "precision", "recall", "precision_floor",
            "recall_floor", "spread_ratio_min", "spread_ratio_mean", "collapsed", "n_per_class", "n_train",
-           "judge_cpu_s", "sample_cpu_s", "config"]
+           "judge_cpu_s", "sample_cpu_s", "config", "resolved_config"]
 
 
 class HarnessError(Exception):
@@ -488,7 +488,8 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
                    "spread_ratio_min": round(float(np.nanmin(ratio)), 4), "spread_ratio_mean": round(float(np.nanmean(ratio)), 4),
                    "collapsed": bool(np.nanmin(ratio) < 0.5), "n_per_class": args.per_class, "n_train": len(tr),
                    "judge_cpu_s": round(judge_cpu, 1), "sample_cpu_s": round(sample_cpu, 1),
-                   "config": json.dumps(cfg, sort_keys=True, default=str)}
+                   "config": json.dumps(cfg, sort_keys=True, default=str),  # the settings given
+                   "resolved_config": json.dumps(gen.config, sort_keys=True, default=str)}  # what trained
             rows.append(row)
             save_png(out / "samples" / f"{tag}.png", make_grid(fake_x, fake_y, k), scale=max(1, 64 // size))
             write_csv(out / "quality.csv", rows)

@@ -153,7 +153,7 @@ def test_config_from_cli_strings_and_aliases():
     c = gen.config
     assert c["resolution"] == 32 and c["kimg"] == 0.5 and c["betas"] == [0.0, 0.99] and c["mirror"] is True
     assert c["fixed_p"] == 0.3 and c["capacity"] == "tiny" and c["batch_size"] == 8  # CPU default up to 32 px
-    assert c["r1_gamma"] is None  # resolved at training time: max(0.05, 0.0002 * res^2 / batch)
+    assert c["r1_gamma"] == 3.2  # resolved with the config: the tiny preset's floor (heuristic 0.0002 * 32^2 / 8)
     with pytest.raises(UserInputError, match="unknown setting"):
         create_generator("gan", learning_rate=1)
     with pytest.raises(UserInputError, match="unknown setting.*per_class"):  # a sampling count, not a setting
@@ -185,7 +185,7 @@ def test_all_regularisers_and_options_run(tmp_path):
                            fused_modconv=True, num_threads=1).fit(_train_set(), None)
     tr = gen._trainer
     assert float(tr.augment.p) == 0.5 and tr.ada is None  # fixed p: no adaptation
-    assert tr.r1_gamma == 0.05  # the ADA heuristic (0.0002 * 16^2 / 8 = 0.0064) is below the default's floor
+    assert tr.r1_gamma == 3.2  # the ADA heuristic (0.0002 * 16^2 / 8 = 0.0064) is below the tiny preset's floor
     assert "pl" in tr.stats and "r1" in tr.stats and np.isfinite(tr.stats["pl"])
     a = gen.generate(0, [0, 1], [3, 4], 16)
     b = gen.generate(0, [0, 1], [3, 4], 16)  # random noise is drawn from the image's seed as well

@@ -43,13 +43,28 @@ def test_summary_pairs_seeds_and_counts_each_run_once(sweep):
     assert against_mid[0.05]["delta_vs_reference_mean"] == pytest.approx(-mid["delta_vs_reference_mean"])
 
 
+def test_runs_with_other_settings_are_summarised_apart(sweep):
+    assert sweep.variant({"r1_gamma": 0.2, "seed": 1, "kimg": 5.0, "capacity": "small", "noise_mode": "random"}) \
+        == "capacity=small"  # γ, seed, budget and settings equal to the default do not make a variant
+    rows = [_row(0.05, 0, 10, 0.5), _row(0.2, 0, 10, 0.9) | {"variant": "capacity=small"}]
+    summary = sweep.summarise(rows)
+    assert [(s["variant"], s["reference_gamma"], s["n_paired"]) for s in summary] == \
+        [("", 0.05, 0), ("capacity=small", 0.2, 0)]  # the small run is not paired with the tiny one
+    assert "**digits16** (capacity=small)" in sweep.to_markdown(summary)
+
+
 def test_default_gamma_of_a_row_is_resolved_from_its_config(sweep):
     assert sweep.effective_gamma({"r1_gamma": 0.3, "resolution": 16}) == 0.3
-    # CPU, 16 px: batch 8, heuristic 0.0002*256/8 = 0.0064 -> the floor
-    from ooc_bench.generators.stylegan.loss import R1_GAMMA_FLOOR
-    assert sweep.effective_gamma({"resolution": 16, "device": "cpu"}) == R1_GAMMA_FLOOR
+    assert sweep.effective_gamma({"resolution": 16}, {"r1_gamma": 0.7}) == 0.7  # the resolved config wins
+    # rows from before resolved configs were recorded: the floor of the version that wrote them
+    assert sweep.effective_gamma({"resolution": 16, "device": "cpu"}, None, default_floor=0.05) == 0.05
+    # CPU, 16 px: tiny, batch 8, heuristic 0.0002*256/8 = 0.0064 -> the preset's floor, as the generator resolves it
+    from ooc_bench.generators import create_generator
+    assert sweep.effective_gamma({"resolution": 16, "device": "cpu"}) == \
+        create_generator("gan", resolution=16, device="cpu").config["r1_gamma"] == 3.2
     # 256 px, batch 16: the heuristic itself (0.8192)
-    assert sweep.effective_gamma({"resolution": 256, "batch_size": 16, "device": "cpu"}) == pytest.approx(0.8192)
+    assert sweep.effective_gamma({"resolution": 256, "batch_size": 16, "capacity": "paper", "device": "cpu"}) == \
+        pytest.approx(0.8192)
 
 
 def test_trivial_sweep_runs_each_pair_once_and_resumes(sweep, tmp_path, capsys):

@@ -43,15 +43,36 @@ def test_1x1_skip_conv_decimates_first():
     torch.testing.assert_close(conv(x), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_r1_gamma_default_has_a_floor_and_keeps_the_heuristic_at_high_resolution():
+def test_r1_gamma_default_has_a_floor_per_capacity_and_keeps_the_heuristic_at_high_resolution():
     assert ada_r1_gamma(16, 32) == pytest.approx(0.0016)
-    assert default_r1_gamma(8, 32) == default_r1_gamma(32, 32) == 0.05
+    assert default_r1_gamma(8, 32) == default_r1_gamma(64, 32) == default_r1_gamma(128, 32) == 0.2
+    assert default_r1_gamma(64, 32, floor=3.2) == 3.2
     assert default_r1_gamma(256, 16) == pytest.approx(ada_r1_gamma(256, 16)) == pytest.approx(0.8192)
     from ooc_bench.generators import create_generator
     from ooc_bench.generators.stylegan.trainer import Trainer
 
+    def gamma(**kw):
+        return create_generator("gan", device="cpu", **kw).config["r1_gamma"]
+
+    assert gamma(resolution=16, capacity="tiny") == 3.2  # the CPU preset's measured floor, resolved with the config
+    assert gamma(resolution=16, capacity="small") == gamma(resolution=128, capacity="paper") == 0.2
+    assert gamma(resolution=256, capacity="paper") == pytest.approx(0.8192)  # batch 16: NVlabs' heuristic
+    assert gamma(resolution=512, capacity="tiny") == pytest.approx(ada_r1_gamma(512, 8))  # above the floor
+    assert gamma(resolution=16, capacity="tiny", r1_gamma=0.05) == 0.05  # an explicit value wins
     gen = create_generator("gan", resolution=16, device="cpu", capacity="tiny")
-    assert Trainer(gen.config, 2, torch.device("cpu")).r1_gamma == 0.05
+    assert Trainer(gen.config, 2, torch.device("cpu")).r1_gamma == 3.2
+
+
+def test_the_default_r1_gamma_is_part_of_the_cache_key(monkeypatch):
+    """A fitted network trained under another default floor must not be reused: the resolved γ is hashed."""
+    from ooc_bench.generators import create_generator
+    from ooc_bench.generators.stylegan import generator
+
+    before = create_generator("gan", resolution=16, device="cpu").config_hash
+    assert create_generator("gan", resolution=16, device="cpu", r1_gamma=3.2).config_hash == before
+    monkeypatch.setitem(generator._CAPACITY, "tiny", generator._CAPACITY["tiny"][:5] + (0.05,))
+    assert create_generator("gan", resolution=16, device="cpu").config["r1_gamma"] == 0.05
+    assert create_generator("gan", resolution=16, device="cpu").config_hash != before
 
 
 def _fields(n: int, size: int, cutoff: float, seed: int) -> torch.Tensor:

@@ -35,7 +35,8 @@ class GanConfig:
     mbstd_group: int = option(4, "minibatch-stddev group size", low=1)
     conditional: bool = option(True, "class-conditional (false: one unconditional network, one-class sets only)")
     condition_on: str | None = option(None, "also condition on this metadata column (e.g. cell_type)")
-    r1_gamma: float | None = option(None, "R1 regularisation weight (none: max(0.05, 0.0002 * resolution^2 / batch_size))", low=0.0)
+    r1_gamma: float | None = option(None, "R1 regularisation weight (none: max(floor, 0.0002 * resolution^2 / "
+                                          "batch_size); floor 3.2 for capacity tiny, else 0.2)", low=0.0)
     r1_interval: int = option(16, "minibatches between R1 steps (lazy regularisation)", low=1)
     pl_weight: float = option(0.0, "path-length regularisation weight", low=0.0)
     pl_interval: int = option(4, "minibatches between path-length steps", low=1)
@@ -75,11 +76,13 @@ class GanConfig:
 DEFAULTS: dict[str, Any] = defaults(GanConfig)  # kept for callers of the old dict
 # settings that do not change the trained model or its samples (kept out of config_hash)
 _RUNTIME_ONLY = tuple(sorted(runtime_keys(GanConfig)))
-_CAPACITY = {  # preset: (channel_base, channel_max, z/w dim, mapping layers, style mixing)
-    "tiny": (1024, 64, 128, 2, 0.0),
-    "small": (4096, 256, 256, 2, 0.0),
-    "paper": (16384, 512, 512, 8, 0.9),
-    "large": (32768, 512, 512, 8, 0.9),
+_CAPACITY = {  # preset: (channel_base, channel_max, z/w dim, mapping layers, style mixing, R1 gamma floor)
+    # R1 floors: tiny measured (8-64 px, docs/gan.md "R1 γ"); small measured once at 16 px; paper / large: the
+    # project-wide floor, inside NVlabs' tuned range wherever it replaces their heuristic
+    "tiny": (1024, 64, 128, 2, 0.0, 3.2),
+    "small": (4096, 256, 256, 2, 0.0, 0.2),
+    "paper": (16384, 512, 512, 8, 0.9, 0.2),
+    "large": (32768, 512, 512, 8, 0.9, 0.2),
 }
 
 
@@ -98,7 +101,7 @@ def resolve_config(**config: Any) -> dict[str, Any]:
     if cap not in _CAPACITY:
         raise UserInputError(f"gan: capacity={cap!r}; valid: auto, {', '.join(_CAPACITY)}")
     cfg["capacity"] = cap
-    cbase, cmax, zw, nmap, mix = _CAPACITY[cap]
+    cbase, cmax, zw, nmap, mix, r1_floor = _CAPACITY[cap]
     for key, val in (("channel_base", cbase), ("channel_max", cmax), ("z_dim", zw), ("w_dim", zw),
                      ("mapping_layers", nmap), ("style_mixing", mix)):
         if cfg[key] is None:
@@ -112,6 +115,10 @@ def resolve_config(**config: Any) -> dict[str, Any]:
         cfg["batch_size"] = 8 if (not on_cuda and res <= 32) else int(min(32, max(4, 4096 // res)))
     if cfg["ema_kimg"] is None:
         cfg["ema_kimg"] = cfg["batch_size"] * 10 / 32
+    if cfg["r1_gamma"] is None:  # resolved here, so the value that trains is the one hashed into cache keys
+        from .loss import default_r1_gamma
+
+        cfg["r1_gamma"] = default_r1_gamma(res, int(cfg["batch_size"]), r1_floor)
     if cfg["checkpoint_kimg"] is None:
         cfg["checkpoint_kimg"] = float(min(50.0, max(cfg["kimg"] / 10, 0.001)))
     if cfg["grid_kimg"] is None:

@@ -12,7 +12,10 @@ from .augment import AugmentPipe
 from .networks import Discriminator, Generator
 
 
-R1_GAMMA_FLOOR = 0.05  # measured on digits at 8-32 px (docs/gan.md): below it R1 cannot hold D back
+# the smallest default R1 weight of NVlabs-size networks (capacity paper / large): within what NVlabs' tuned
+# configurations use where it replaces their heuristic (128 px at batch 32); the project's CPU presets carry their
+# own measured floor (generator._CAPACITY). Measurements and sources: docs/gan.md, "R1 γ: the default, measured".
+R1_GAMMA_FLOOR = 0.2
 
 
 def ada_r1_gamma(resolution: int, batch_size: int) -> float:
@@ -20,13 +23,13 @@ def ada_r1_gamma(resolution: int, batch_size: int) -> float:
     return 0.0002 * resolution ** 2 / batch_size
 
 
-def default_r1_gamma(resolution: int, batch_size: int) -> float:
-    """The default R1 weight: the ADA heuristic, but never below ``R1_GAMMA_FLOOR`` (0.05).
+def default_r1_gamma(resolution: int, batch_size: int, floor: float = R1_GAMMA_FLOOR) -> float:
+    """The default R1 weight: the ADA heuristic, but never below ``floor`` (0.2 unless a capacity preset says).
 
-    The heuristic scales with resolution² and is ~100x too weak at 8-32 px, where D's gradients then grow
-    without bound and G collapses; from ~128 px (batch 32) up the heuristic itself is larger and is used.
+    The heuristic scales with resolution² and is 30-500x too weak at 8-64 px, where G then stays collapsed or
+    learns the classes late; at 0.2 it takes over from ~180 px at batch 32 (~130 px at batch 16).
     """
-    return max(R1_GAMMA_FLOOR, ada_r1_gamma(resolution, batch_size))
+    return max(float(floor), ada_r1_gamma(resolution, batch_size))
 
 
 class StyleGAN2Loss:
