@@ -6,7 +6,7 @@ sweep loses at most one fit. The harness's own ``--seed`` (split, judge, samplin
 the GAN's training seed varies between the seeds of one γ: the spread is training variance. Finished
 runs from elsewhere join the summary with ``--include DIR`` (γ and seed are read from their CSVs).
 
-Writes ``OUT/summary.csv`` (one row per dataset, γ, budget) and ``OUT/summary.md``: class fidelity mean and
+Writes ``OUT/summary.csv`` (one row per dataset, settings variant, γ and budget) and ``OUT/summary.md``: class fidelity mean and
 range over seeds, worst class, FD, recall, and the paired difference in class fidelity against the
 reference γ (same seed, same budget) with the number of seeds on which it was higher.
 
@@ -71,6 +71,34 @@ def _ints(text: str, option: str) -> list[int]:
 def run_folder(out: Path, gamma: float, seed: int) -> Path:
     """Where the run of one (γ, seed) pair lives."""
     return out / f"g{gamma:g}_s{seed}"
+
+
+def _harness():
+    """The quality harness as a module (it is a script, not a package member)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generator_quality", HARNESS)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Every run's data set and gan settings checked here, so a bad option fails once, before any training."""
+    from ooc_bench.errors import UserInputError
+    from ooc_bench.generators import create_generator
+
+    harness = _harness()
+    if args.dataset not in harness.DATASETS:
+        raise SweepError(f"--dataset {args.dataset!r}: choose one of {', '.join(harness.DATASETS)}")
+    try:
+        params = harness.parse_params(args.param, ["gan"])["gan"]
+        for gamma in args.gammas:
+            for b in args.budgets:
+                create_generator("gan", **params, r1_gamma=gamma, kimg=b, device="cpu",
+                                 resolution=harness.dataset_size(args.dataset))
+    except (harness.HarnessError, UserInputError) as exc:
+        raise SweepError(str(exc)) from None
 
 
 def is_complete(folder: Path, budgets: list[float]) -> bool:
@@ -244,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.include:
             if not folder.is_dir():
                 raise SweepError(f"--include {folder}: no such folder")
+        if not args.summarise_only:
+            preflight(args)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -96,6 +96,9 @@ def test_trivial_sweep_runs_each_pair_once_and_resumes(sweep, tmp_path, capsys):
     (["--param", "gan.seed=4"], "gan.seed is set by --seeds"),
     (["--param", "ddpm.steps=3"], "use gan.KEY=VALUE"),
     (["--include", "/nonexistent/sweep"], "--include /nonexistent/sweep: no such folder"),
+    (["--dataset", "mnist"], "--dataset 'mnist'"),
+    (["--param", "gan.not_a_setting=1"], "not_a_setting"),
+    (["--budgets", "-1"], "kimg"),
 ])
 def test_bad_options_fail_with_one_line_before_any_work(sweep, tmp_path, capsys, argv, message):
     out = tmp_path / "never"
