@@ -135,12 +135,12 @@ def effective_gamma(config: dict[str, Any], resolved: dict[str, Any] | None = No
     if config.get("r1_gamma") is not None:
         return float(config["r1_gamma"])
     from ooc_bench.generators.stylegan.generator import resolve_config
-    from ooc_bench.generators.stylegan.loss import ada_r1_gamma
+    from ooc_bench.generators.stylegan.loss import default_r1_gamma
 
     cfg = resolve_config(**config)
     if default_floor is None:
         return float(cfg["r1_gamma"])
-    return max(default_floor, ada_r1_gamma(int(cfg["resolution"]), int(cfg["batch_size"])))
+    return default_r1_gamma(int(cfg["resolution"]), int(cfg["batch_size"]), default_floor)
 
 
 def load_rows(folders: list[Path], default_floor: float | None = None) -> list[dict[str, Any]]:

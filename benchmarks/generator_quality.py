@@ -208,15 +208,11 @@ def load_demo_data(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[
     The harness splits per class, so within a class no date is on both sides, but a date's good and bad images can
     fall on different sides (the judge's ceiling on ``demo*`` is therefore a little optimistic, as on the demo's
     own official split)."""
-    from ooc_bench.data import load_dataset, make_demo
+    from ooc_bench.data import load_dataset
     from ooc_bench.data.decode import decode_resized
-    from ooc_bench.matrix.run import demo_data_path
+    from ooc_bench.matrix.run import ensure_demo_data
 
-    root = demo_data_path()
-    if not (root / ".complete").exists():
-        make_demo(root, seed=0)
-        (root / ".complete").write_text("ok\n")
-    ds = load_dataset(root)
+    ds = load_dataset(ensure_demo_data())
     ims = np.stack([decode_resized(r.path, size) for r in ds.records])
     labels = np.array([ds.classes.index(r.label) for r in ds.records], np.int64)
     dates = [r.metadata["date"] for r in ds.records]  # parsed by the data layer's OOC layout

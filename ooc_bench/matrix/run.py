@@ -42,18 +42,24 @@ def demo_data_path() -> Path:
     return default_cache_dir() / "demo" / "ooc_demo_seed0"
 
 
+def ensure_demo_data(console: Console | None = None) -> Path:
+    """The built-in demo dataset's folder, built there first if it is not complete (said on ``console``)."""
+    from ..data import make_demo
+
+    root = demo_data_path()
+    if not (root / ".complete").exists():
+        if console is not None:
+            console.print(f"[dim]building the built-in demo dataset in {root}[/]")
+        make_demo(root, seed=0)
+        (root / ".complete").write_text("ok\n")
+    return root
+
+
 def resolve_data(spec: BenchmarkSpec, console: Console) -> Path:
     """The dataset folder: the spec's ``data.path``, or the built-in demo dataset (made on first use)."""
     path = spec.data.get("path")
     if path in (None, "", "demo", "builtin:demo"):
-        from ..data import make_demo
-
-        root = demo_data_path()
-        if not (root / ".complete").exists():
-            console.print(f"[dim]building the built-in demo dataset in {root}[/]")
-            make_demo(root, seed=0)
-            (root / ".complete").write_text("ok\n")
-        return root
+        return ensure_demo_data(console)
     p = Path(os.path.expanduser(str(path)))
     if not p.exists():
         raise UserInputError(f"--data {p} does not exist; pass a dataset folder, .npz or .csv manifest")

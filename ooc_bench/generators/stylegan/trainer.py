@@ -17,7 +17,7 @@ import torch
 from ...errors import UserInputError
 from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .augment import AdaController, AugmentPipe
-from .loss import StyleGAN2Loss, default_r1_gamma
+from .loss import StyleGAN2Loss
 from .networks import Discriminator, Generator
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.batch = int(cfg["batch_size"])
-        res = int(cfg["resolution"])
-        self.r1_gamma = cfg["r1_gamma"] if cfg["r1_gamma"] is not None else default_r1_gamma(res, self.batch)
+        self.r1_gamma = float(cfg["r1_gamma"])  # resolved with the config (generator.resolve_config), so hashed
         self.augment = AugmentPipe(cfg["augment_pipe"], p=cfg["fixed_p"] or 0.0,
                                    antialias=cfg.get("ada_antialias", True)).to(device)
         ada_kimg = float(cfg["ada_kimg"] or 100.0)
